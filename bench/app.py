@@ -1,0 +1,41 @@
+"""The benchmark's app: plain ASGI, no framework, so that the numbers measure the server side.
+
+    /               200, a 13-byte text body
+    /sleep?ms=N     200 after asyncio.sleep(N ms) (default 100, at most 60000): a slow request
+
+It speaks the lifespan protocol (startup/shutdown complete) so every server logs
+"Application startup complete." once per worker, which bench.py uses to see all workers ready.
+"""
+
+import asyncio
+from urllib.parse import parse_qs
+
+BODY = b"Hello, world\n"
+HEADERS = [(b"content-type", b"text/plain"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope, receive, send):
+    kind = scope["type"]
+    if kind == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if kind != "http":
+        return
+    if scope["path"] == "/sleep":
+        try:
+            ms = int(parse_qs(scope["query_string"].decode()).get("ms", ["100"])[0])
+        except ValueError:
+            ms = 100
+        await asyncio.sleep(min(max(ms, 0), 60000) / 1000)
+    elif scope["path"] != "/":
+        await send({"type": "http.response.start", "status": 404,
+                    "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+    await send({"type": "http.response.body", "body": BODY})

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <functional>
+#include <iosfwd>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/bind_address.hpp"
+#include "config/config_error.hpp"
+#include "config/duration.hpp"
+
+namespace corral {
+
+enum class LogLevel { Critical, Error, Warning, Info, Debug, Trace };
+
+/// uvicorn's name for a level: "critical" ... "trace".
+std::string_view logLevelName(LogLevel level);
+
+/// Everything corral was asked to do, validated. Defaults live here and nowhere else.
+struct Config {
+  std::string app;                           ///< "module:attribute"
+  int workers = 1;                           ///< --workers, CORRAL_WORKERS, WEB_CONCURRENCY
+  std::vector<BindAddress> binds;            ///< never empty after parsing
+  std::optional<BindAddress> admin_bind;     ///< nullopt when --admin-bind none
+  int backlog = 2048;
+  std::optional<int> limit_concurrency;      ///< per worker, passed to uvicorn
+  Duration timeout_keep_alive{5000};
+  Duration timeout{30000};                   ///< heartbeat timeout; zero disables
+  Duration graceful_timeout{30000};
+  Duration startup_timeout{60000};
+  int min_ready = 0;                         ///< workers needed for /ready; 0 means all
+  std::optional<bool> proxy_headers;         ///< unset: uvicorn's own default
+  std::optional<std::string> forwarded_allow_ips;
+  std::string root_path;
+  std::string lifespan = "auto";             ///< auto | on | off
+  std::string http = "auto";
+  std::string loop = "auto";
+  bool factory = false;
+  bool access_log = true;
+  std::string app_dir = ".";
+  std::string python;                        ///< absolute path of the interpreter
+  LogLevel log_level = LogLevel::Info;
+};
+
+/// Looks up an environment variable; injected so tests need not touch the real environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+
+/// The real environment.
+EnvLookup processEnvironment();
+
+/// Result of parsing a command line: a Config to run, or an exit code after --help/--version
+/// (printed to `out`) or an error (one line printed to `err`).
+struct ParseOutcome {
+  std::optional<Config> config;
+  int exit_code = 0;
+};
+
+/// Parses argv and CORRAL_* variables (the command line wins), applies WEB_CONCURRENCY and PORT,
+/// resolves the interpreter and validates everything. Never throws.
+ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup& env,
+                              std::ostream& out, std::ostream& err);
+
+}  // namespace corral

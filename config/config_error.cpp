@@ -1,0 +1,36 @@
+#include "config/config_error.hpp"
+
+namespace corral {
+namespace {
+
+constexpr std::size_t kMaxEchoedChars = 200;
+
+}  // namespace
+
+std::string printable(std::string_view text) {
+  std::string out;
+  for (const char c : text.substr(0, kMaxEchoedChars)) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      constexpr std::string_view kHex = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  if (text.size() > kMaxEchoedChars) out += "...";
+  return out;
+}
+
+std::string describeInput(std::string_view source, std::string_view text) {
+  const bool variable = !source.empty() && source.front() != '-' && source != "APP";
+  return std::string(source) + (variable ? "='" : " '") + printable(text) + "'";
+}
+
+void failInput(std::string_view source, std::string_view text, std::string_view reason) {
+  throw ConfigError(describeInput(source, text) + ": " + std::string(reason));
+}
+
+}  // namespace corral

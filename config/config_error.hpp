@@ -1,0 +1,26 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace corral {
+
+/// A bad flag, value or environment variable. what() is one line naming the input and saying
+/// what to do; main prints it and exits with kExitUsage.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Names a user's input the way they wrote it, so they can find it: a flag as `--workers 'abc'`,
+/// a variable as `CORRAL_WORKERS='abc'`, the positional as `APP 'x'`. Control characters are
+/// escaped and huge values shortened, so a message always stays on one line.
+std::string describeInput(std::string_view source, std::string_view text);
+
+/// `text` with control characters escaped and shortened past 200 characters.
+std::string printable(std::string_view text);
+
+/// Throws ConfigError "<describeInput>: <reason>".
+[[noreturn]] void failInput(std::string_view source, std::string_view text, std::string_view reason);
+
+}  // namespace corral

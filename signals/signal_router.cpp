@@ -1,0 +1,46 @@
+#include "signals/signal_router.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+
+#include "config/exit_codes.hpp"
+#include "supervisor/exit_status.hpp"
+#include "supervisor/supervisor.hpp"
+
+namespace corral {
+
+SignalRouter::SignalRouter(boost::asio::io_context& io, Supervisor& supervisor)
+    : signals_(io), supervisor_(supervisor) {
+  for (const int signo : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) {
+    signals_.add(signo);
+  }
+  wait();
+}
+
+void SignalRouter::close() {
+  boost::system::error_code ignored;
+  signals_.cancel(ignored);
+  signals_.clear(ignored);
+}
+
+void SignalRouter::wait() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    route(signo);
+    wait();
+  });
+}
+
+// The role of each signal, in one table (nginx's NGX_SHUTDOWN_SIGNAL and friends).
+void SignalRouter::route(int signo) {
+  switch (signo) {
+    case SIGTERM: return supervisor_.gracefulStop("SIGTERM");
+    case SIGINT: return supervisor_.quickStop("SIGINT", kExitInterrupted);
+    case SIGQUIT: return supervisor_.quickStop("SIGQUIT", kExitOk);
+    default:
+      spdlog::warn("{} received: not supported yet, ignored", signalName(signo));
+  }
+}
+
+}  // namespace corral

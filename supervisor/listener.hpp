@@ -1,0 +1,44 @@
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "config/bind_address.hpp"
+
+namespace corral {
+
+/// The OS refused an address; what() says which and what to do. main exits kExitFailure.
+struct BindError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// One listening socket, bound once before any worker starts and kept for corral's whole
+/// life. corral never accepts on it: workers inherit it and accept themselves.
+class Listener {
+ public:
+  /// Binds and listens, or adopts an inherited fd://N. Throws BindError.
+  static Listener open(const BindAddress& address, int backlog);
+
+  Listener(Listener&& other) noexcept;
+  Listener& operator=(Listener&&) = delete;
+  Listener(const Listener&) = delete;
+  ~Listener();
+
+  int fd() const { return fd_; }
+  /// Gives up ownership: the caller closes the fd and removes any socket file.
+  int release();
+  /// Where it listens, with the kernel's port when 0 was asked: "http://127.0.0.1:8000",
+  /// "http://[::1]:8000", "unix:/run/app.sock", "fd://3".
+  const std::string& url() const { return url_; }
+
+ private:
+  Listener(int fd, std::string url, std::string unlink_path);
+  int fd_;
+  std::string url_;
+  std::string unlink_path_;  ///< unix socket file corral created and removes at exit
+};
+
+/// net.core.somaxconn, or -1 when it cannot be read.
+int readSomaxconn();
+
+}  // namespace corral

@@ -1,0 +1,100 @@
+// corral: binds the sockets, supervises uvicorn workers, drains on SIGTERM.
+// main parses the config, builds the pieces around one io_context, runs it, and returns the
+// supervisor's exit code.
+
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <csignal>
+#include <iostream>
+#include <optional>
+#include <vector>
+
+#include "config/config.hpp"
+#include "config/exit_codes.hpp"
+#include "signals/signal_router.hpp"
+#include "supervisor/admin_server.hpp"
+#include "supervisor/asio_clock.hpp"
+#include "supervisor/listener.hpp"
+#include "supervisor/logging.hpp"
+#include "supervisor/posix_spawner.hpp"
+#include "supervisor/sd_notify.hpp"
+#include "supervisor/supervisor.hpp"
+#include "supervisor/worker_command.hpp"
+
+namespace corral {
+namespace {
+
+std::vector<Listener> openListeners(const Config& config) {
+  const int somaxconn = readSomaxconn();
+  if (somaxconn > 0 && config.backlog > somaxconn) {
+    spdlog::warn("--backlog {} exceeds net.core.somaxconn {}: the kernel silently uses {}; raise "
+                 "the sysctl to get the backlog you asked for",
+                 config.backlog, somaxconn, somaxconn);
+  }
+  std::vector<Listener> listeners;
+  for (const BindAddress& address : config.binds) {
+    listeners.push_back(Listener::open(address, config.backlog));
+    spdlog::info("listening on {}", listeners.back().url());
+  }
+  return listeners;
+}
+
+int run(const Config& config) {
+  boost::asio::io_context io(1);
+  const std::vector<Listener> listeners = openListeners(config);
+  std::vector<int> fds;
+  for (const Listener& listener : listeners) fds.push_back(listener.fd());
+
+  // Orphans of the workers come to corral rather than the host's init; the Reaper collects
+  // them. (As PID 1 this is a no-op: orphans come anyway.)
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+  int exit_code = kExitFailure;
+  PosixSpawner spawner(io, fds);
+  AsioClock clock(io);
+  Notifier notifier(processEnvironment(), ::getpid());
+  notifier.startWatchdog(clock);
+  Supervisor::Hooks hooks{[&](int code) {
+                            exit_code = code;
+                            io.stop();
+                          },
+                          [&](std::string_view message) { notifier.send(message); }};
+  Supervisor supervisor(config, clock, spawner, WorkerCommand(config, fds, currentEnvironment()),
+                        std::move(hooks));
+  SignalRouter signals(io, supervisor);
+  std::optional<AdminServer> admin;
+  if (config.admin_bind) {
+    admin.emplace(io, *config.admin_bind, [&](std::string_view method, std::string_view target) {
+      ++supervisor.metrics().admin_requests;
+      return routeAdmin(method, target, supervisor.status(), supervisor.metrics());
+    });
+    spdlog::info("admin on {}", admin->url());
+  }
+  supervisor.start();
+  io.run();
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace corral
+
+int main(int argc, char** argv) {
+  using namespace corral;
+  // Writes to a closed admin connection must fail with EPIPE, not kill corral.
+  ::signal(SIGPIPE, SIG_IGN);
+  const ParseOutcome outcome = parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr);
+  if (!outcome.config) return outcome.exit_code;
+  setupLogging(outcome.config->log_level);
+  try {
+    return run(*outcome.config);
+  } catch (const BindError& e) {
+    spdlog::error("{}", e.what());
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return kExitFailure;
+  }
+}

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace corral {
+
+/// Counters kept by the supervisor; the admin server renders them. Single-threaded: plain
+/// integers, no atomics.
+struct Metrics {
+  std::uint64_t worker_spawns = 0;
+  std::uint64_t spawn_failures = 0;
+  std::map<std::string, std::uint64_t> worker_exits;  ///< by reason: crash, hung, drained, ...
+  std::uint64_t orphans_reaped = 0;
+  std::uint64_t admin_requests = 0;
+};
+
+struct SupervisorStatus;
+
+/// Prometheus text exposition (version 0.0.4) of the counters and the current status.
+std::string renderPrometheus(const Metrics& metrics, const SupervisorStatus& status);
+
+}  // namespace corral

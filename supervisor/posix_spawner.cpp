@@ -1,0 +1,180 @@
+#include "supervisor/posix_spawner.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/process/v2/posix/default_launcher.hpp>
+#include <boost/process/v2/process.hpp>
+#include <cerrno>
+#include <csignal>
+
+namespace corral {
+namespace bp = boost::process::v2;
+
+namespace {
+
+constexpr std::size_t kMaxMessage = 64 * 1024;
+
+/// Boost.Process v2 initializer doing the child-side hygiene. Everything in onExecSetup runs
+/// between fork and exec, so it is async-signal-safe only: no allocation, no logging.
+/// It works around three bugs of Boost 1.81 (cpp-deps.md, section 1): its environment
+/// initializer does not link, its fd closing skips the gaps between kept fds, and a failed exec
+/// calls exit() instead of _exit().
+struct ChildSetup {
+  const char* const* env;
+  const std::vector<int>& keep_fds;  ///< stay open in the child, at the same numbers
+  pid_t parent = ::getpid();
+
+  template <class Launcher>
+  boost::system::error_code on_setup(Launcher& launcher, const bp::filesystem::path&,
+                                     const char* const*) {
+    launcher.env = env;
+    launcher.fd_whitelist.insert(launcher.fd_whitelist.end(), keep_fds.begin(), keep_fds.end());
+    return {};
+  }
+
+  template <class Launcher>
+  boost::system::error_code on_exec_setup(Launcher& launcher, const bp::filesystem::path&,
+                                          const char* const*) {
+    sigset_t all;
+    ::sigfillset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, nullptr);  // no handler of ours may run past this point
+    resetDispositions();
+    if (::setpgid(0, 0) != 0 || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return lastError();
+    // If corral died before PR_SET_PDEATHSIG took hold, no signal will come: give up now.
+    if (::getppid() != parent) return boost::system::error_code(ESRCH, boost::system::system_category());
+    for (const int fd : keep_fds) {
+      if (::fcntl(fd, F_SETFD, 0) != 0) return lastError();
+    }
+    closeOthers(launcher.fd_whitelist);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    return {};
+  }
+
+  // The hook must take any arguments: Boost 1.81 probes with five and calls with four.
+  template <class... Args>
+  void on_exec_error(Args&&...) {
+    ::_exit(127);
+  }
+
+  static boost::system::error_code lastError() {
+    return {errno, boost::system::system_category()};
+  }
+
+  // Ignored signals survive exec; a worker that inherited an ignored SIGTERM could never drain.
+  static void resetDispositions() {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int signo = 1; signo < NSIG; ++signo) ::sigaction(signo, &dfl, nullptr);
+  }
+
+  // Closes every fd >= 3 not in `keep` (which Boost's error pipe is part of).
+  static void closeOthers(std::vector<int>& keep) {
+    std::sort(keep.begin(), keep.end());  // in place: no allocation after fork
+    unsigned next = 3;
+    for (const int fd : keep) {
+      const auto u = static_cast<unsigned>(fd);
+      if (u < next) continue;
+      if (u > next) ::close_range(next, u - 1, 0);
+      next = u + 1;
+    }
+    ::close_range(next, ~0U, 0);
+  }
+};
+
+std::vector<const char*> pointers(const std::vector<std::string>& strings) {
+  std::vector<const char*> result;
+  result.reserve(strings.size() + 1);
+  for (const auto& s : strings) result.push_back(s.c_str());
+  result.push_back(nullptr);
+  return result;
+}
+
+}  // namespace
+
+PosixSpawner::PosixSpawner(boost::asio::io_context& io, std::vector<int> inherited_fds)
+    : io_(io),
+      inherited_fds_(std::move(inherited_fds)),
+      reaper_(io, [this](Pid pid, ExitStatus status) { onReaped(pid, status); }) {}
+
+SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return {-1, errno};
+  const int parent_end = pair[0];
+  const int child_end = pair[1];
+
+  std::vector<std::string> env = spec.env;
+  env.push_back("CORRAL_CONTROL_FD=" + std::to_string(child_end));
+  const auto env_ptrs = pointers(env);
+  std::vector<int> keep = inherited_fds_;
+  keep.push_back(child_end);
+
+  bp::posix::default_launcher launcher;
+  boost::system::error_code ec;
+  // The executor overload: the io_context one ignores `ec` and throws (Boost 1.81).
+  auto process = launcher(io_.get_executor(), ec, spec.executable, spec.args,
+                          ChildSetup{env_ptrs.data(), keep});
+  ::close(child_end);
+  if (ec) {
+    ::close(parent_end);
+    return {-1, ec.value()};
+  }
+  // Detach at once: the destructor of a live boost process SIGKILLs it and blocks in waitpid.
+  const Pid pid = process.id();
+  process.detach();
+
+  auto channel = std::make_unique<Channel>(Channel{next_serial_++, {io_, parent_end}});
+  watch(pid, *channel);
+  channels_[pid] = std::move(channel);
+  return {pid, 0};
+}
+
+void PosixSpawner::signal(Pid pid, int signo, bool whole_group) {
+  // Safe from pid reuse: a child's pid stays ours until the Reaper collects it.
+  ::kill(whole_group ? -pid : pid, signo);
+}
+
+// Waits for readability and reads the datagrams itself, so an unread message never sits in
+// an asio buffer when its worker is reaped (drain() then finds it in the socket).
+void PosixSpawner::watch(Pid pid, Channel& channel) {
+  channel.socket.async_wait(
+      boost::asio::posix::stream_descriptor::wait_read,
+      [this, pid, serial = channel.serial](const boost::system::error_code& ec) {
+        if (ec) return;
+        const auto it = channels_.find(pid);
+        if (it == channels_.end() || it->second->serial != serial) return;
+        if (drain(pid, *it->second)) watch(pid, *it->second);
+      });
+}
+
+bool PosixSpawner::drain(Pid pid, Channel& channel) {
+  std::array<char, kMaxMessage> buffer;
+  for (;;) {
+    const ssize_t n = ::recv(channel.socket.native_handle(), buffer.data(), buffer.size(),
+                             MSG_DONTWAIT);
+    if (n == 0) return false;  // the worker closed its end
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (listener_ != nullptr) {
+      listener_->onChildMessage(pid, std::string_view(buffer.data(), static_cast<std::size_t>(n)));
+    }
+  }
+}
+
+void PosixSpawner::onReaped(Pid pid, ExitStatus status) {
+  const auto it = channels_.find(pid);
+  if (it != channels_.end()) {
+    drain(pid, *it->second);  // a last message (a boot error, say) comes before the exit
+    channels_.erase(it);
+  }
+  if (listener_ != nullptr) listener_->onChildExit(pid, status);
+}
+
+}  // namespace corral

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "supervisor/exit_status.hpp"
+
+namespace corral {
+
+using Pid = pid_t;
+
+/// What to run for one worker. The spawner adds the listening sockets and a control channel.
+struct SpawnSpec {
+  int slot = 0;
+  std::string executable;         ///< absolute path; also the child's argv[0]
+  std::vector<std::string> args;  ///< arguments after argv[0]
+  std::vector<std::string> env;   ///< complete environment, "NAME=value"
+};
+
+/// A spawn either gives a pid or the errno of what failed (folly's SubprocessSpawnError).
+struct SpawnResult {
+  Pid pid = -1;
+  int error = 0;
+  bool ok() const { return error == 0; }
+};
+
+/// Receives what happens to children. Implemented by the Supervisor.
+class ChildListener {
+ public:
+  virtual ~ChildListener() = default;
+  /// One control message from a worker (see worker/PROTOCOL.md).
+  virtual void onChildMessage(Pid pid, std::string_view message) = 0;
+  /// A child was reaped: a worker, or an orphan that was reparented to corral.
+  virtual void onChildExit(Pid pid, ExitStatus status) = 0;
+};
+
+/// The seam between the supervisor and real processes, so the state machine runs against a
+/// fake in unit tests. The real one (PosixSpawner) also owns reaping and control channels.
+class ProcessSpawner {
+ public:
+  virtual ~ProcessSpawner() = default;
+  virtual void setListener(ChildListener& listener) = 0;
+  virtual SpawnResult spawn(const SpawnSpec& spec) = 0;
+  /// Sends `signo` to the worker, or to its whole process group (its own children too).
+  virtual void signal(Pid pid, int signo, bool whole_group) = 0;
+};
+
+}  // namespace corral

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "supervisor/process_spawner.hpp"
+
+namespace corral {
+
+/// Builds the command line and environment of a worker: `PYTHON -c <shim>` with its settings
+/// as JSON in CORRAL_WORKER_SETTINGS (worker/PROTOCOL.md).
+class WorkerCommand {
+ public:
+  /// `listener_fds`: the sockets workers serve on; `environment`: corral's own, "NAME=value".
+  WorkerCommand(const Config& config, std::vector<int> listener_fds,
+                std::vector<std::string> environment);
+
+  SpawnSpec specFor(int slot) const;
+
+  /// The settings JSON for a slot; exposed for tests.
+  std::string settingsJson(int slot) const;
+
+ private:
+  const Config& config_;
+  std::vector<int> listener_fds_;
+  std::vector<std::string> base_env_;
+};
+
+/// Every variable of the process environment, "NAME=value".
+std::vector<std::string> currentEnvironment();
+
+/// JSON string literal for `text`, quotes included.
+std::string jsonString(std::string_view text);
+
+}  // namespace corral

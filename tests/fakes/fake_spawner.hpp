@@ -1,0 +1,52 @@
+#pragma once
+
+#include <cerrno>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "supervisor/process_spawner.hpp"
+
+namespace corral::testing {
+
+/// Records spawns and signals; hands out pids 100, 101, ... Exits and messages are fed to the
+/// supervisor by the test, as the real spawner would.
+class FakeSpawner final : public ProcessSpawner {
+ public:
+  struct Signal {
+    Pid pid;
+    int signo;
+    bool whole_group;
+    bool operator==(const Signal&) const = default;
+  };
+
+  void setListener(ChildListener& listener) override { listener_ = &listener; }
+
+  SpawnResult spawn(const SpawnSpec& spec) override {
+    spawned.push_back(spec);
+    if (failing_spawns > 0) {
+      --failing_spawns;
+      return {-1, ENOENT};
+    }
+    pids.push_back(next_pid_++);
+    return {pids.back(), 0};
+  }
+
+  void signal(Pid pid, int signo, bool whole_group) override {
+    signals.push_back({pid, signo, whole_group});
+  }
+
+  void message(Pid pid, std::string_view text) { listener_->onChildMessage(pid, text); }
+  void exit(Pid pid, ExitStatus status) { listener_->onChildExit(pid, status); }
+
+  std::vector<SpawnSpec> spawned;
+  std::vector<Pid> pids;  ///< pid of each successful spawn, in order
+  std::vector<Signal> signals;
+  int failing_spawns = 0;  ///< how many of the next spawns fail with ENOENT
+
+ private:
+  ChildListener* listener_ = nullptr;
+  Pid next_pid_ = 100;
+};
+
+}  // namespace corral::testing

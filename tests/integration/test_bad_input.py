@@ -1,0 +1,201 @@
+"""Bad input: every bad flag, value, environment variable, interpreter or address gets one clear
+message naming it and a documented exit code, never a stack trace."""
+
+import os
+import re
+import shutil
+import socket
+import stat
+import tempfile
+
+import pytest
+
+from conftest import CORRAL_BIN, PYTHON, STACK_TRACE
+
+USAGE = 2
+FAILURE = 1
+
+
+def error_lines(c) -> list[str]:
+    return [line for line in (c.stderr_text() + c.stdout_text()).splitlines() if line.strip()]
+
+
+def check_message(c, expected_rc: int, must_name: list[str], one_line: bool = True) -> str:
+    """Asserts the exit code, that some line names every string of must_name (case-insensitive)
+    and that no stack trace was printed. Returns the matching line."""
+    output = c.stderr_text() + c.stdout_text()
+    print(f"exit code {c.returncode}; output:\n{output}")
+    assert c.returncode == expected_rc, f"exit code {c.returncode}, expected {expected_rc}"
+    assert not STACK_TRACE.search(output), f"stack trace or crash in the output:\n{output}"
+    naming = [line for line in output.splitlines()
+              if all(s.lower() in line.lower() for s in must_name)]
+    assert naming, f"no line names {must_name}:\n{output}"
+    if one_line:
+        lines = error_lines(c)
+        assert len(lines) == 1, f"expected one line, got {len(lines)}:\n{output}"
+    return naming[0]
+
+
+# Inputs rejected before anything starts: exit 2 and a single line naming the input.
+USAGE_CASES = [
+    pytest.param(["--bogus-flag"], {}, ["--bogus-flag"], id="unknown-flag"),
+    pytest.param(["--workers", "abc"], {}, ["workers", "abc"], id="workers-not-a-number"),
+    pytest.param(["--workers", "0"], {}, ["workers", "0"], id="workers-zero"),
+    pytest.param([], {"CORRAL_WORKERS": "lots"}, ["CORRAL_WORKERS", "lots"], id="env-workers"),
+    pytest.param([], {"WEB_CONCURRENCY": "many"}, ["WEB_CONCURRENCY", "many"],
+                 id="env-web-concurrency"),
+    pytest.param(["--graceful-timeout", "soon"], {}, ["graceful-timeout", "soon"],
+                 id="duration-word"),
+    pytest.param(["--timeout", "5parsecs"], {}, ["timeout", "5parsecs"], id="duration-unit"),
+    pytest.param([], {"CORRAL_GRACEFUL_TIMEOUT": "-3s"}, ["CORRAL_GRACEFUL_TIMEOUT", "-3s"],
+                 id="env-duration"),
+    pytest.param(["--bind", "127.0.0.1:99999"], {}, ["127.0.0.1:99999"], id="bind-port-range"),
+    pytest.param(["--bind", "127.0.0.1:http"], {}, ["127.0.0.1:http"], id="bind-port-name"),
+    pytest.param(["--bind", "[::1"], {}, ["[::1"], id="bind-ipv6-unclosed"),
+    pytest.param(["--admin-bind", "nowhere"], {}, ["nowhere"], id="admin-bind"),
+    pytest.param(["--log-level", "loud"], {}, ["log-level", "loud"], id="log-level"),
+    pytest.param(["--lifespan", "sometimes"], {}, ["lifespan", "sometimes"], id="lifespan"),
+]
+
+
+@pytest.mark.parametrize("args, env, must_name", USAGE_CASES)
+def test_bad_value_exits_2_with_one_line(corral, args, env, must_name):
+    c = corral.run(*args, raw_args=[CORRAL_BIN, "--python", PYTHON, *args, "apps.basic:app"],
+                   env=env, timeout=15)
+    check_message(c, USAGE, must_name)
+
+
+@pytest.mark.parametrize("app", ["apps.basic", "apps.basic:", ":app"])
+def test_app_not_module_attr_exits_2(corral, app):
+    c = corral.run(raw_args=[CORRAL_BIN, "--python", PYTHON, app], timeout=15)
+    line = check_message(c, USAGE, [app])
+    assert re.search(r"module:attr", line), f"the message should show the expected form: {line}"
+
+
+def test_missing_app_exits_2(corral):
+    c = corral.run(raw_args=[CORRAL_BIN, "--python", PYTHON], timeout=15)
+    check_message(c, USAGE, ["app"])
+
+
+def test_python_that_does_not_exist_exits_2(corral, tmp_path):
+    missing = str(tmp_path / "no-such-python")
+    c = corral.run(python=missing, timeout=15)
+    check_message(c, USAGE, [missing], one_line=False)
+    assert not c.spawns(), "no worker can be spawned without an interpreter"
+
+
+def test_python_not_executable_exits_2(corral, tmp_path):
+    not_exec = tmp_path / "python-not-executable"
+    not_exec.write_text("#!/bin/sh\n")
+    not_exec.chmod(0o644)
+    c = corral.run(python=str(not_exec), timeout=15)
+    check_message(c, USAGE, [str(not_exec)], one_line=False)
+
+
+def test_interpreter_without_uvicorn_exits_2(corral, tmp_path):
+    wrapper = tmp_path / "bare-python"
+    # -S skips site, so dist-packages (where Debian's uvicorn lives) is not on sys.path.
+    wrapper.write_text(f'#!/bin/sh\nexec {PYTHON} -S "$@"\n')
+    wrapper.chmod(0o755)
+    c = corral.run(python=str(wrapper), workers=2, timeout=30)
+    check_message(c, USAGE, ["uvicorn"], one_line=False)
+    lines = [line for line in c.stderr_text().splitlines() if "uvicorn" in line
+             and re.search(r"(?i)cannot import|not installed|no module named|install", line)]
+    assert lines, "no message says that uvicorn cannot be imported"
+    print("message:", lines[0])
+    output = c.stderr_text()
+    assert output.lower().count("no module named 'uvicorn'") <= 1, (
+        "the interpreter problem must be reported once, not once per worker")
+
+
+def test_address_in_use_exits_1(corral):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        c = corral.run(bind=f"127.0.0.1:{port}", timeout=15)
+    line = check_message(c, FAILURE, [str(port)], one_line=False)
+    assert re.search(r"(?i)in use", line), f"the message should say the address is in use: {line}"
+    assert not c.spawns(), "no worker may start when a bind fails"
+
+
+def _readable_by_nobody(path: str) -> bool:
+    """Every directory up to path is searchable by others and the file is executable by them."""
+    p = os.path.abspath(path)
+    while True:
+        mode = os.stat(p).st_mode
+        needed = stat.S_IXOTH if stat.S_ISDIR(mode) or p == os.path.abspath(path) else 0
+        if mode & needed != needed:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
+
+
+def test_permission_denied_on_a_port_exits_1(corral):
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot drop to an unprivileged user")
+    if os.geteuid() != 0:
+        pytest.skip("the test must run as root to switch to nobody")
+    assert _readable_by_nobody(CORRAL_BIN), f"{CORRAL_BIN} must be executable by nobody"
+    unprivileged_start = int(open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read())
+    if unprivileged_start <= 80:
+        pytest.skip(f"net.ipv4.ip_unprivileged_port_start is {unprivileged_start}: "
+                    "port 80 needs no privilege here")
+    c = corral.run(bind="127.0.0.1:80", timeout=15,
+                   wrapper=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"])
+    line = check_message(c, FAILURE, ["80"], one_line=False)
+    assert re.search(r"(?i)permission|denied|privilege", line), line
+    assert not c.spawns(), "no worker may start when a bind fails"
+
+
+def test_permission_denied_on_a_unix_socket_path_exits_1(corral):
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed: cannot drop to an unprivileged user")
+    if os.geteuid() != 0:
+        pytest.skip("the test must run as root to switch to nobody")
+    # A directory nobody can enter but not write: root-owned, 0755.
+    with tempfile.TemporaryDirectory(prefix="corral-locked-") as locked:
+        os.chmod(locked, 0o755)
+        path = os.path.join(locked, "corral.sock")
+        c = corral.run(bind=f"unix:{path}", timeout=15,
+                       wrapper=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"])
+        assert not os.path.exists(path)
+    line = check_message(c, FAILURE, [path], one_line=False)
+    assert re.search(r"(?i)permission|denied", line), line
+
+
+def test_unix_path_that_is_not_a_socket_is_kept_and_refused(corral, tmp_path):
+    precious = tmp_path / "not-a-socket"
+    precious.write_text("user data\n")
+    c = corral.run(bind=f"unix:{precious}", timeout=15)
+    check_message(c, FAILURE, [str(precious)], one_line=False)
+    assert precious.read_text() == "user data\n", "corral must never remove a non-socket file"
+    assert not c.spawns()
+
+
+def test_fd_that_is_not_a_listening_socket_is_refused(corral):
+    c = corral.run(bind="fd://97", timeout=15)
+    output = c.stderr_text() + c.stdout_text()
+    print(f"exit code {c.returncode}; output:\n{output}")
+    assert c.returncode in (FAILURE, USAGE), c.returncode
+    assert "fd://97" in output or "97" in output
+    assert not STACK_TRACE.search(output)
+    assert not c.spawns()
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_exit_0(corral, flag):
+    c = corral.run(raw_args=[CORRAL_BIN, flag], timeout=15)
+    output = c.stdout_text()
+    print(output)
+    assert c.returncode == 0
+    assert output.strip(), f"{flag} printed nothing on stdout"
+    if flag == "--version":
+        assert re.search(r"\d+\.\d+\.\d+", output), output
+    else:
+        for option in ("--workers", "--bind", "--admin-bind", "--graceful-timeout", "--timeout",
+                       "--startup-timeout", "--python", "--app-dir", "--min-ready"):
+            assert option in output, f"--help does not mention {option}"

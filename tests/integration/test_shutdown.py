@@ -1,0 +1,184 @@
+"""Shutdown: SIGTERM drains, the graceful deadline is enforced, SIGINT/SIGQUIT are quick, and a
+SIGKILLed corral leaves no worker behind."""
+
+import os
+import signal
+import socket
+import time
+
+from conftest import EVENT_DEADLINE, EXITED, InflightRequest, pid_alive, wait_until
+
+
+def start_slow_requests(c, count: int, seconds: float) -> list[InflightRequest]:
+    """`count` concurrent /sleep requests, each one accepted and read by a worker on return."""
+    requests = [InflightRequest(c.port, f"/sleep?s={seconds}") for _ in range(count)]
+    for request in requests:
+        c.wait_taken(request)
+    return requests
+
+
+def assert_no_worker_alive(c) -> None:
+    alive = [pid for pid in c.all_worker_pids() if pid_alive(pid)]
+    assert not alive, f"worker pids {alive} alive after corral exited"
+
+
+def test_sigterm_drains_in_flight_requests(corral):
+    c = corral.start("--graceful-timeout", "20s", workers=2)
+    workers = c.worker_pids()
+    assert c.admin("/ready").status == 200
+    requests = start_slow_requests(c, 4, 3)
+    mark = c.mark()
+
+    c.send_signal(signal.SIGTERM)
+
+    # /ready turns 503 at once, while the requests are still running.
+    def ready_503():
+        resp = c.admin("/ready", timeout=5)
+        return resp if resp.status == 503 else None
+
+    ready = wait_until(ready_503, 10, "/ready to answer 503 after SIGTERM")
+    in_flight = [r for r in requests if not r.done]
+    print(f"/ready during drain: {ready.status} {ready.text!r}; in flight: {len(in_flight)}")
+    assert in_flight, "/ready turned 503 only after every in-flight request had finished"
+    health = c.admin("/healthz", timeout=5)
+    print(f"/healthz during drain: {health.status} {health.text!r}")
+    assert health.status == 200, "workers are alive during the drain: /healthz must say 200"
+    c.wait_for_log(r"state Running -> Draining", after=mark)
+
+    for request in requests:
+        request.join(EVENT_DEADLINE)
+    failed = [r for r in requests if r.status != 200]
+    assert not failed, f"requests that did not complete with 200 during the drain: {failed}"
+    assert all(r.body.strip() for r in requests)
+
+    rc = c.wait_exit()
+    assert rc == 0, f"exit code {rc} after a clean drain; log:\n{c.tail()}"
+    assert_no_worker_alive(c)
+    for slot, pid in workers.items():
+        exit_line = c.wait_for_log(rf"worker {slot} exited \(pid {pid}\): .*", after=mark)
+        assert EXITED.search(exit_line.group(0))["why"] == "drained", exit_line.group(0)
+    assert c.find_log(r"state .* -> Stopped", after=mark), "no final state transition logged"
+
+
+def test_request_longer_than_graceful_timeout_is_killed_at_deadline(corral):
+    c = corral.start("--graceful-timeout", "1s", workers=2)
+    slow = start_slow_requests(c, 1, 30)[0]
+    victim = c.wait_taken(slow)  # already taken; gives the pid that holds the request
+    mark = c.mark()
+
+    sent = time.monotonic()
+    c.send_signal(signal.SIGTERM)
+    rc = c.wait_exit(EVENT_DEADLINE)
+    elapsed = time.monotonic() - sent
+    print(f"corral exited {elapsed:.3f} s after SIGTERM with --graceful-timeout 1s (rc {rc})")
+
+    assert rc == 0, f"exit code {rc}; log:\n{c.tail()}"
+    assert elapsed <= 1.0 + 1.0, f"exited {elapsed:.2f} s after SIGTERM: later than deadline + 1 s"
+    assert elapsed >= 0.95, f"exited {elapsed:.2f} s after SIGTERM: before the 1 s deadline"
+    killed = c.find_log(rf"worker \d+ exited \(pid {victim}\): killed by SIGKILL", after=mark)
+    assert killed, f"worker {victim} with the slow request was not SIGKILLed:\n{c.tail()}"
+    assert_no_worker_alive(c)
+    slow.join(10)
+    assert slow.status != 200, slow
+
+
+def test_sigkill_of_corral_leaves_no_worker(corral):
+    c = corral.start(workers=2)
+    workers = list(c.worker_pids().values())
+    port = c.port
+
+    c.proc.kill()
+    c.wait_exit(10)
+    killed_at = time.monotonic()
+
+    def all_gone():
+        return not any(pid_alive(pid) for pid in workers)
+
+    wait_until(all_gone, 2.0, f"workers {workers} to die after corral was SIGKILLed")
+    print(f"workers gone {time.monotonic() - killed_at:.3f} s after corral's SIGKILL")
+    # Nothing holds the listening socket any more.
+    with socket.socket() as probe:
+        probe.settimeout(5)
+        assert probe.connect_ex(("127.0.0.1", port)) != 0, "something still listens on the port"
+
+
+def test_sigint_is_a_quick_stop_with_130(corral):
+    c = corral.start("--graceful-timeout", "30s", workers=2)
+    slow = start_slow_requests(c, 1, 30)[0]
+    sent = time.monotonic()
+    c.send_signal(signal.SIGINT)
+    rc = c.wait_exit(EVENT_DEADLINE)
+    elapsed = time.monotonic() - sent
+    print(f"SIGINT -> exit in {elapsed:.3f} s, rc {rc}")
+    assert rc == 130, f"SIGINT must exit 130, got {rc}; log:\n{c.tail()}"
+    assert elapsed < 10, "SIGINT is a quick stop: it must not wait for --graceful-timeout (30 s)"
+    assert_no_worker_alive(c)
+    slow.join(10)
+
+
+def test_sigquit_is_a_quick_stop_with_0(corral):
+    c = corral.start("--graceful-timeout", "30s", workers=2)
+    start_slow_requests(c, 1, 30)
+    c.send_signal(signal.SIGQUIT)
+    rc = c.wait_exit(EVENT_DEADLINE)
+    assert rc == 0, f"SIGQUIT is a clean quick stop (exit 0), got {rc}; log:\n{c.tail()}"
+    assert_no_worker_alive(c)
+
+
+def test_second_sigterm_escalates_the_drain(corral):
+    c = corral.start("--graceful-timeout", "30s", workers=2)
+    start_slow_requests(c, 1, 30)
+    mark = c.mark()
+    c.send_signal(signal.SIGTERM)
+    c.wait_for_log(r"state Running -> Draining", after=mark)
+    sent = time.monotonic()
+    c.send_signal(signal.SIGTERM)
+    rc = c.wait_exit(EVENT_DEADLINE)
+    elapsed = time.monotonic() - sent
+    print(f"second SIGTERM -> exit in {elapsed:.3f} s, rc {rc}")
+    assert elapsed < 10, "a second SIGTERM must not wait for --graceful-timeout (30 s)"
+    assert rc == 0, f"exit code {rc}; log:\n{c.tail()}"
+    assert_no_worker_alive(c)
+
+
+def test_sigterm_while_workers_boot_does_not_wait_for_them(corral):
+    """Workers inside lifespan startup have no request in flight: a drain has nothing to wait
+    for (supervisor.cpp: a booting worker "gets SIGTERM (whose default action is clean) in a
+    drain"). Once uvicorn has installed its handlers, SIGTERM no longer ends a booting worker,
+    so corral must not let such workers hold the drain until --graceful-timeout."""
+    c = corral.start("--graceful-timeout", "10s", app="apps.slow_start:app", workers=2,
+                     env={"SLOW_START_SECONDS": "60"}, wait_ready=False)
+    c.wait_for_log(r"worker 1 spawned")
+    workers = list(c.worker_pids().values())
+    # In lifespan startup once the event loop exists (an epoll descriptor in the fd table):
+    # uvicorn has installed its signal handlers by then.
+    wait_until(lambda: all(_has_event_loop(pid) for pid in workers), EVENT_DEADLINE,
+               "both workers to reach their event loop")
+    assert c.admin("/ready").status == 503
+    sent = time.monotonic()
+    c.send_signal(signal.SIGTERM)
+    rc = c.wait_exit(EVENT_DEADLINE)
+    elapsed = time.monotonic() - sent
+    print(f"SIGTERM while booting -> exit in {elapsed:.3f} s, rc {rc}")
+    assert rc == 0, f"exit code {rc}; log:\n{c.tail()}"
+    assert elapsed <= 10 + 1, "exit later than --graceful-timeout + 1 s"
+    assert_no_worker_alive(c)
+    assert not c.ready_pids()
+    crashes = [m.string for m in c.find_log(EXITED) if m["why"] in ("crash", "boot failure")]
+    assert not crashes, f"workers stopped by corral's SIGTERM are not crashes: {crashes}"
+    assert elapsed < 5, (f"the drain waited {elapsed:.1f} s for workers that were still booting "
+                         "and had no request in flight")
+
+
+def _has_event_loop(pid: int) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[eventpoll]":
+                return True
+        except OSError:
+            pass
+    return False

@@ -1,0 +1,79 @@
+#include <catch2/catch.hpp>
+
+#include "supervisor/admin_routes.hpp"
+
+namespace corral {
+namespace {
+
+SupervisorStatus running(int ready, int alive, int target) {
+  SupervisorStatus s;
+  s.state = State::Running;
+  s.ready = ready;
+  s.alive = alive;
+  s.target = target;
+  s.required = target;
+  return s;
+}
+
+TEST_CASE("/healthz is 200 while a worker is alive or starting", "[unit][admin]") {
+  const Metrics m;
+  CHECK(routeAdmin("GET", "/healthz", running(0, 1, 2), m).status == 200);
+  CHECK(routeAdmin("GET", "/healthz", running(2, 2, 2), m).body ==
+        "{\"state\":\"running\",\"workers\":{\"ready\":2,\"alive\":2,\"total\":2,\"required\":2}}\n");
+  CHECK(routeAdmin("GET", "/healthz", running(0, 0, 2), m).status == 503);
+  SupervisorStatus draining = running(1, 1, 2);
+  draining.state = State::Draining;
+  CHECK(routeAdmin("GET", "/healthz", draining, m).status == 200);
+  SupervisorStatus stopped = running(0, 0, 2);
+  stopped.state = State::Stopped;
+  CHECK(routeAdmin("GET", "/healthz", stopped, m).status == 503);
+}
+
+TEST_CASE("/ready needs the required workers and no drain", "[unit][admin]") {
+  const Metrics m;
+  CHECK(routeAdmin("GET", "/ready", running(2, 2, 2), m).status == 200);
+  const AdminResponse partial = routeAdmin("GET", "/ready", running(1, 2, 2), m);
+  CHECK(partial.status == 503);
+  CHECK_THAT(partial.body, Catch::Contains("\"reason\":\"1 of 2 required workers ready\""));
+
+  SupervisorStatus lowered = running(1, 2, 2);
+  lowered.required = 1;
+  CHECK(routeAdmin("GET", "/ready", lowered, m).status == 200);
+
+  SupervisorStatus draining = running(2, 2, 2);
+  draining.state = State::Draining;
+  draining.draining_reason = "SIGTERM";
+  const AdminResponse drain = routeAdmin("GET", "/ready", draining, m);
+  CHECK(drain.status == 503);
+  CHECK_THAT(drain.body, Catch::Contains("draining: SIGTERM"));
+}
+
+TEST_CASE("Admin routing: methods, paths, queries", "[unit][admin]") {
+  const Metrics m;
+  const SupervisorStatus s = running(1, 1, 1);
+  CHECK(routeAdmin("HEAD", "/ready", s, m).status == 200);
+  CHECK(routeAdmin("GET", "/ready?verbose=1", s, m).status == 200);
+  CHECK(routeAdmin("POST", "/ready", s, m).status == 405);
+  CHECK(routeAdmin("DELETE", "/metrics", s, m).status == 405);
+  CHECK(routeAdmin("GET", "/", s, m).status == 404);
+  CHECK(routeAdmin("GET", "/readyz", s, m).status == 404);
+}
+
+TEST_CASE("/metrics renders Prometheus text", "[unit][admin]") {
+  Metrics m;
+  m.worker_spawns = 5;
+  m.worker_exits["crash"] = 2;
+  m.orphans_reaped = 7;
+  const AdminResponse r = routeAdmin("GET", "/metrics", running(2, 3, 3), m);
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "text/plain; version=0.0.4");
+  CHECK_THAT(r.body, Catch::Contains("corral_workers{state=\"ready\"} 2\n"));
+  CHECK_THAT(r.body, Catch::Contains("corral_worker_spawns_total 5\n"));
+  CHECK_THAT(r.body, Catch::Contains("corral_worker_exits_total{reason=\"crash\"} 2\n"));
+  CHECK_THAT(r.body, Catch::Contains("corral_orphans_reaped_total 7\n"));
+  CHECK_THAT(r.body, Catch::Contains("corral_state{state=\"Running\"} 1\n"));
+  CHECK_THAT(r.body, Catch::Contains("# TYPE corral_worker_exits_total counter\n"));
+}
+
+}  // namespace
+}  // namespace corral

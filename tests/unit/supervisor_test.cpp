@@ -1,0 +1,309 @@
+// The supervisor's state machine under simulated time: a FakeClock, a FakeSpawner, and exits
+// and control messages fed in as the real spawner would deliver them.
+
+#include <catch2/catch.hpp>
+#include <csignal>
+
+#include "config/exit_codes.hpp"
+#include "fakes/fake_clock.hpp"
+#include "fakes/fake_spawner.hpp"
+#include "supervisor/supervisor.hpp"
+
+namespace corral {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeClock;
+using testing::FakeSpawner;
+using Signal = FakeSpawner::Signal;
+
+struct Harness {
+  Config config = [] {
+    Config c;
+    c.app = "app:app";
+    c.workers = 2;
+    c.python = "/usr/bin/python3";
+    return c;
+  }();
+  FakeClock clock;
+  FakeSpawner spawner;
+  std::optional<int> stopped_with;
+  std::vector<std::string> notified;
+  std::unique_ptr<Supervisor> supervisor;
+
+  Supervisor& start() {
+    Supervisor::Hooks hooks{[this](int code) { stopped_with = code; },
+                            [this](std::string_view m) { notified.emplace_back(m); }};
+    supervisor = std::make_unique<Supervisor>(config, clock, spawner, WorkerCommand(config, {3}, {}),
+                                              std::move(hooks));
+    supervisor->start();
+    return *supervisor;
+  }
+  void ready(Pid pid) { spawner.message(pid, "READY=1"); }
+  void readyAll() {
+    for (const Pid pid : spawner.pids) ready(pid);
+  }
+  Supervisor& running() {
+    start();
+    readyAll();
+    return *supervisor;
+  }
+  std::size_t spawns() const { return spawner.pids.size(); }
+};
+
+TEST_CASE("Starting: workers are spawned and become ready", "[unit][supervisor]") {
+  Harness h;
+  Supervisor& s = h.start();
+  CHECK(s.state() == State::Starting);
+  REQUIRE(h.spawns() == 2);
+  CHECK(h.spawner.spawned[0].slot == 0);
+  CHECK(h.spawner.spawned[1].slot == 1);
+  CHECK(h.clock.pending() == std::vector{60'000ms, 60'000ms});  // startup timeouts
+
+  SECTION("one READY is not enough") {
+    h.ready(100);
+    CHECK(s.state() == State::Starting);
+    CHECK(s.status().ready == 1);
+  }
+  SECTION("all READY: Running, and heartbeat deadlines replace startup ones") {
+    h.readyAll();
+    CHECK(s.state() == State::Running);
+    CHECK(s.status().ready == 2);
+    CHECK(h.clock.pending() == std::vector{30'000ms, 30'000ms});
+  }
+  SECTION("a duplicate READY changes nothing") {
+    h.readyAll();
+    h.ready(100);
+    CHECK(s.status().ready == 2);
+  }
+}
+
+TEST_CASE("Starting: a worker not ready in time is aborted, killed and replaced",
+          "[unit][supervisor]") {
+  Harness h;
+  h.config.startup_timeout = 5s;
+  Supervisor& s = h.start();
+  h.ready(101);
+  h.clock.advance(5s);
+  REQUIRE(h.spawner.signals == std::vector{Signal{100, SIGABRT, false}});
+  h.clock.advance(3s);
+  CHECK(h.spawner.signals.back() == Signal{100, SIGKILL, true});
+  h.spawner.exit(100, ExitStatus::signaled(SIGKILL));
+  CHECK(h.spawns() == 3);  // the first failure of a slot is replaced at once
+  CHECK(h.spawner.spawned.back().slot == 0);
+  CHECK(s.state() == State::Starting);
+  CHECK(s.metrics().worker_exits.at("startup-timeout") == 1);
+}
+
+TEST_CASE("Starting: an app that cannot boot stops corral once", "[unit][supervisor]") {
+  Harness h;
+  Supervisor& s = h.start();
+
+  SECTION("BOOT_ERROR then exit 3: exit code 3, the other worker killed") {
+    h.spawner.message(100, "BOOT_ERROR=Traceback ...\nRuntimeError: boom");
+    h.spawner.exit(100, ExitStatus::exited(3));
+    CHECK(s.state() == State::Draining);
+    CHECK(h.spawner.signals == std::vector{Signal{101, SIGKILL, true}});
+    CHECK(h.spawns() == 2);  // no respawn
+    h.spawner.exit(101, ExitStatus::signaled(SIGKILL));
+    CHECK(s.state() == State::Stopped);
+    CHECK(h.stopped_with == kExitBootFailure);
+  }
+  SECTION("exit 3 without a message is a boot failure too") {
+    h.spawner.exit(100, ExitStatus::exited(3));
+    h.spawner.exit(101, ExitStatus::exited(3));
+    CHECK(h.stopped_with == kExitBootFailure);
+  }
+  SECTION("CONFIG_ERROR (no uvicorn in the interpreter) exits 2") {
+    h.spawner.message(100, "CONFIG_ERROR=/usr/bin/python3 cannot import uvicorn");
+    h.spawner.exit(100, ExitStatus::exited(2));
+    h.spawner.exit(101, ExitStatus::exited(2));
+    CHECK(h.stopped_with == kExitUsage);
+  }
+  SECTION("a crash by signal before any READY is respawned, not a boot failure") {
+    h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
+    CHECK(s.state() == State::Starting);
+    CHECK(h.spawns() == 3);
+  }
+}
+
+TEST_CASE("Running: crashed workers are respawned with backoff", "[unit][supervisor]") {
+  Harness h;
+  Supervisor& s = h.running();
+
+  h.spawner.exit(100, ExitStatus::signaled(SIGKILL));
+  REQUIRE(h.spawns() == 3);  // at once: same simulated instant
+  CHECK(s.state() == State::Running);
+  CHECK(s.status().ready == 1);
+  CHECK(s.metrics().worker_exits.at("crash") == 1);
+
+  // The replacement crashes before it was ever ready: 100ms, then 200ms.
+  h.spawner.exit(102, ExitStatus::exited(1));
+  CHECK(h.spawns() == 3);
+  h.clock.advance(99ms);
+  CHECK(h.spawns() == 3);
+  h.clock.advance(1ms);
+  REQUIRE(h.spawns() == 4);
+  h.spawner.exit(103, ExitStatus::exited(1));
+  h.clock.advance(199ms);
+  CHECK(h.spawns() == 4);
+  h.clock.advance(1ms);
+  REQUIRE(h.spawns() == 5);
+
+  SECTION("a worker that served for the stable period clears the streak") {
+    h.ready(104);
+    h.clock.advance(Backoff::kStablePeriod);
+    h.spawner.message(104, "WATCHDOG=1");
+    h.spawner.exit(104, ExitStatus::signaled(SIGKILL));
+    CHECK(h.spawns() == 6);
+  }
+  SECTION("the other slot keeps its own streak") {
+    h.spawner.exit(101, ExitStatus::signaled(SIGKILL));
+    CHECK(h.spawns() == 6);
+  }
+}
+
+TEST_CASE("Running: a worker without heartbeats is hung", "[unit][supervisor]") {
+  Harness h;
+  h.config.timeout = 4s;
+  Supervisor& s = h.running();
+
+  h.clock.advance(3s);
+  h.spawner.message(100, "WATCHDOG=1");
+  h.clock.advance(3s);  // 101 has been silent for 6s, 100 for 3s
+  REQUIRE(h.spawner.signals == std::vector{Signal{101, SIGABRT, false}});
+  CHECK(s.status().ready == 1);
+  h.spawner.exit(101, ExitStatus::signaled(SIGABRT));
+  CHECK(h.spawns() == 3);
+  CHECK(s.metrics().worker_exits.at("hung") == 1);
+  h.clock.advance(10s);  // no kill grace left over for the reaped worker
+  CHECK(std::count(h.spawner.signals.begin(), h.spawner.signals.end(), Signal{101, SIGKILL, true}) == 0);
+}
+
+TEST_CASE("Running: --timeout 0 disables hung detection", "[unit][supervisor]") {
+  Harness h;
+  h.config.timeout = 0ms;
+  h.running();
+  CHECK(h.clock.pending().empty());
+  h.clock.advance(1h);
+  CHECK(h.spawner.signals.empty());
+}
+
+TEST_CASE("Draining: SIGTERM drains within the graceful timeout", "[unit][supervisor]") {
+  Harness h;
+  h.config.graceful_timeout = 10s;
+  Supervisor& s = h.running();
+
+  s.gracefulStop("SIGTERM");
+  CHECK(s.state() == State::Draining);
+  CHECK(s.status().draining_reason == "SIGTERM");
+  CHECK(h.spawner.signals == std::vector{Signal{100, SIGTERM, false}, Signal{101, SIGTERM, false}});
+  CHECK(h.clock.pending() == std::vector{10'000ms});
+
+  SECTION("workers that exit, even by the SIGTERM re-raised by uvicorn, are drained") {
+    h.spawner.exit(100, ExitStatus::exited(0));
+    h.spawner.exit(101, ExitStatus::signaled(SIGTERM));
+    CHECK(s.state() == State::Stopped);
+    CHECK(h.stopped_with == kExitOk);
+    CHECK(s.metrics().worker_exits.at("drained") == 2);
+    CHECK(h.spawns() == 2);
+  }
+  SECTION("stragglers are killed at the deadline, and corral still exits 0") {
+    h.spawner.exit(100, ExitStatus::exited(0));
+    h.clock.advance(10s);
+    CHECK(h.spawner.signals.back() == Signal{101, SIGKILL, true});
+    h.spawner.exit(101, ExitStatus::signaled(SIGKILL));
+    CHECK(h.stopped_with == kExitOk);
+  }
+  SECTION("a second SIGTERM escalates to a quick stop") {
+    s.gracefulStop("SIGTERM");
+    CHECK(h.spawner.signals.back() == Signal{101, SIGINT, false});
+    CHECK(h.clock.pending() == std::vector{1'000ms});
+  }
+  SECTION("nothing is respawned while draining") {
+    h.spawner.exit(100, ExitStatus::signaled(SIGKILL));
+    CHECK(h.spawns() == 2);
+  }
+}
+
+TEST_CASE("Draining: a quick stop interrupts, then kills", "[unit][supervisor]") {
+  Harness h;
+  Supervisor& s = h.start();
+  h.ready(100);  // 101 is still booting
+
+  s.quickStop("SIGINT", kExitInterrupted);
+  CHECK(s.state() == State::Draining);
+  CHECK(h.spawner.signals == std::vector{Signal{100, SIGINT, false}, Signal{101, SIGKILL, true}});
+  h.spawner.exit(101, ExitStatus::signaled(SIGKILL));
+  h.clock.advance(1s);
+  CHECK(h.spawner.signals.back() == Signal{100, SIGKILL, true});
+  h.spawner.exit(100, ExitStatus::signaled(SIGKILL));
+  CHECK(h.stopped_with == kExitInterrupted);
+}
+
+TEST_CASE("Draining: a drain with no worker alive stops at once", "[unit][supervisor]") {
+  Harness h;
+  h.config.workers = 1;
+  h.spawner.failing_spawns = 2;  // the first retry is immediate, the second waits
+  Supervisor& s = h.start();
+  CHECK(s.metrics().spawn_failures == 2);
+  CHECK(h.clock.pending() == std::vector{100ms});
+  s.gracefulStop("SIGTERM");
+  CHECK(s.state() == State::Stopped);
+  CHECK(h.stopped_with == kExitOk);
+  h.clock.advance(1min);
+  CHECK(h.spawner.spawned.size() == 2);  // the scheduled respawn was cancelled
+}
+
+TEST_CASE("Orphans are reaped without touching the workers", "[unit][supervisor]") {
+  Harness h;
+  Supervisor& s = h.running();
+  h.spawner.exit(4242, ExitStatus::exited(3));
+  CHECK(s.metrics().orphans_reaped == 1);
+  CHECK(s.state() == State::Running);
+  CHECK(s.status().alive == 2);
+  CHECK(h.spawns() == 2);
+}
+
+TEST_CASE("A boot error after the first READY is respawned, not fatal", "[unit][supervisor]") {
+  Harness h;
+  Supervisor& s = h.running();
+  h.spawner.exit(100, ExitStatus::signaled(SIGKILL));
+  h.spawner.message(102, "BOOT_ERROR=database is down");
+  h.spawner.exit(102, ExitStatus::exited(3));
+  CHECK(s.state() == State::Running);
+  CHECK(s.metrics().worker_exits.at("boot failure") == 1);
+  h.clock.advance(100ms);
+  CHECK(h.spawns() == 4);
+}
+
+TEST_CASE("The service manager hears READY once all serve, then STOPPING", "[unit][supervisor]") {
+  Harness h;
+  h.config.graceful_timeout = 10s;
+  Supervisor& s = h.start();
+  h.ready(100);
+  CHECK(h.notified == std::vector<std::string>{"STATUS=Starting: 1 of 2 workers ready"});
+  h.ready(101);
+  CHECK(h.notified == std::vector<std::string>{"STATUS=Starting: 1 of 2 workers ready", "READY=1",
+                                               "STATUS=Running: 2 of 2 workers ready"});
+  h.notified.clear();
+  s.gracefulStop("SIGTERM");
+  CHECK(h.notified == std::vector<std::string>{"STOPPING=1\nEXTEND_TIMEOUT_USEC=13000000",
+                                               "STATUS=Draining: 0 of 2 workers ready (SIGTERM)"});
+}
+
+TEST_CASE("status() reports what /ready needs", "[unit][supervisor]") {
+  Harness h;
+  h.config.workers = 3;
+  h.config.min_ready = 2;
+  Supervisor& s = h.start();
+  h.ready(100);
+  const SupervisorStatus status = s.status();
+  CHECK(status.target == 3);
+  CHECK(status.alive == 3);
+  CHECK(status.ready == 1);
+  CHECK(status.required == 2);
+}
+
+}  // namespace
+}  // namespace corral

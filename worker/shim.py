@@ -1,0 +1,315 @@
+# corral worker
+"""One corral worker: serves an ASGI app with uvicorn on the sockets corral bound.
+
+corral runs this as `python -c <this source>` (there is no __file__) with its settings in
+$CORRAL_WORKER_SETTINGS and a SOCK_SEQPACKET control channel; worker/PROTOCOL.md is the contract.
+Only the standard library and uvicorn's public API are used, so that it runs under every uvicorn
+from Debian bookworm's 0.17 to current releases.
+
+Exit status: 0 after serving (or when stopped by a signal while booting), 2 after CONFIG_ERROR,
+3 after BOOT_ERROR. A worker may also die by the signal that stopped it: SIGTERM/SIGINT before
+uvicorn handles them, or re-raised by uvicorn >= 0.29 after a graceful shutdown; SIGABRT (sent
+by corral to a hung worker) after faulthandler has dumped every thread's stack to stderr.
+"""
+
+import sys
+
+# `python -c` puts the working directory first on sys.path. Drop it before importing anything
+# else, so that a project file named like a stdlib module (logging.py, socket.py) cannot shadow
+# it here; the app directory goes back in front once uvicorn is imported, as --app-dir does.
+if sys.path and sys.path[0] == "":
+    del sys.path[0]
+
+import faulthandler
+import json
+import logging
+import os
+import signal
+import socket
+import traceback
+
+EXIT_CONFIG_ERROR = 2
+EXIT_BOOT_ERROR = 3
+MAX_DATAGRAM = 32 * 1024
+PYTHON = sys.executable or "this Python"
+# uvicorn calls callback_notify from a tick that runs about once a second, and only once more
+# than timeout_notify seconds have passed: asking for one second less keeps heartbeats at most
+# heartbeat_interval apart instead of up to a second more (never closer than the tick, though).
+TICK = 1.0
+# Without a heartbeat, uvicorn must still make its first call (for READY). That call happens
+# because time.time() minus the initial 0 exceeds timeout_notify, so "never again" must be a
+# finite number (infinity would suppress READY too); a year is never in practice.
+NO_HEARTBEAT = 365 * 24 * 3600.0
+
+
+def die(message):
+    """For corral's own mistakes, when there is no control channel to report them on."""
+    print(f"corral worker: {message}", file=sys.stderr)
+    sys.exit(EXIT_CONFIG_ERROR)
+
+
+class Control:
+    """The worker's end of the control channel: one `KEY=value` datagram per message."""
+
+    def __init__(self, fd):
+        os.set_inheritable(fd, False)  # the app's subprocesses must not hold it
+        self.sock = socket.socket(fileno=fd)
+
+    def send(self, key, value="1", block=True):
+        data = f"{key}={value}".encode("utf-8", "replace")[:MAX_DATAGRAM]
+        try:
+            # Heartbeats are sent from the event loop, which must never wait on corral.
+            self.sock.send(data, 0 if block else socket.MSG_DONTWAIT)
+        except OSError:
+            pass  # corral is gone or not reading; it kills orphans itself (PR_SET_PDEATHSIG)
+
+    def fail(self, key, text, status):
+        self.send(key, clip(text, MAX_DATAGRAM - len(key) - 1))
+        sys.exit(status)
+
+
+def clip(text, limit):
+    """Fits text into `limit` bytes of UTF-8, keeping its start and, mostly, its end (where a
+    traceback names the error)."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    head = limit // 8
+    tail = limit - head - 64  # the marker fits in 64 bytes
+    marker = f"\n[... {len(data) - head - tail} bytes cut ...]\n"
+    return (data[:head].decode("utf-8", "ignore") + marker
+            + data[-tail:].decode("utf-8", "ignore"))
+
+
+def read_settings():
+    raw = os.environ.pop("CORRAL_WORKER_SETTINGS", None)  # the app must not see it
+    if raw is None:
+        die("CORRAL_WORKER_SETTINGS is not set; this program is run by corral")
+    try:
+        settings = json.loads(raw)
+    except ValueError as exc:
+        die(f"CORRAL_WORKER_SETTINGS is not valid JSON: {exc}")
+    # The spawner picks the control channel's fd, so it comes beside the settings.
+    control_fd = os.environ.pop("CORRAL_CONTROL_FD", None)
+    if control_fd is not None:
+        settings["control_fd"] = int(control_fd) if control_fd.isdigit() else control_fd
+    return settings
+
+
+def open_sockets(fds, control):
+    """Socket objects for the listening fds corral passed, with their real family: unlike
+    uvicorn's fd= option, which labels every fd AF_UNIX, so asyncio would not set TCP_NODELAY."""
+    socks = []
+    for fd in fds:
+        try:
+            os.set_inheritable(fd, False)
+            socks.append(socket.socket(fileno=fd))
+        except OSError as exc:
+            control.fail("CONFIG_ERROR", f"fd {fd} from corral is not a usable socket: {exc}",
+                         EXIT_CONFIG_ERROR)
+    return socks
+
+
+def import_uvicorn(control):
+    try:
+        import uvicorn
+    except Exception as exc:
+        control.fail("CONFIG_ERROR",
+                     f"{PYTHON} cannot import uvicorn ({exc}); install it in that interpreter "
+                     "(Debian: apt install python3-uvicorn; otherwise pip install uvicorn) "
+                     "or point --python at one that has it", EXIT_CONFIG_ERROR)
+    return uvicorn
+
+
+def make_config(uvicorn, settings, worker, control):
+    heartbeat = worker.heartbeat
+    try:
+        return uvicorn.Config(
+            settings["app"],
+            factory=settings.get("factory", False),
+            callback_notify=worker.notify,
+            timeout_notify=max(heartbeat - TICK, 0.0) if heartbeat > 0 else NO_HEARTBEAT,
+            **settings.get("uvicorn", {}))
+    except Exception as exc:
+        where = f"uvicorn {uvicorn.__version__} in {PYTHON}"
+        if isinstance(exc, TypeError) and "keyword argument" in str(exc):
+            message = (f"{where} does not support an option corral passed ({exc}); "
+                       "upgrade uvicorn or leave that option unset")
+        else:
+            message = f"{where} rejected corral's settings: {type(exc).__name__}: {exc}"
+        control.fail("CONFIG_ERROR", message, EXIT_CONFIG_ERROR)
+
+
+def make_server(uvicorn, config):
+    class WorkerServer(uvicorn.Server):
+        # uvicorn's own exit flag is also set by a failed lifespan startup; this one tells a
+        # stop requested by corral (or ^C) apart from a boot failure, in every uvicorn version.
+        corral_signal = None
+
+        def handle_exit(self, sig, frame):
+            self.corral_signal = sig
+            super().handle_exit(sig, frame)
+
+    return WorkerServer(config)
+
+
+class _Catcher(logging.Handler):
+    """Stands in for one logger's handlers while the worker boots."""
+
+    def __init__(self, logger, sink):
+        super().__init__()
+        self.logger, self.sink = logger, sink
+
+    def emit(self, record):
+        self.sink.append((self.logger, record))
+
+
+class BootLogs:
+    """Holds the log records of uvicorn's loggers (and of the root logger, if it has handlers)
+    while the worker boots. A boot error would otherwise be printed once per worker; corral
+    prints it once, from BOOT_ERROR. Once the worker is ready, the records go out as usual."""
+
+    NAMES = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+
+    def __init__(self):
+        self.records = []  # (logger that caught it, record), in order
+        self.saved = {}  # logger -> (its handlers, its catcher, its propagate)
+
+    def capture(self):
+        for name in self.NAMES:
+            logger = logging.getLogger(name)
+            if logger.handlers:
+                catcher = _Catcher(logger, self.records)
+                self.saved[logger] = (logger.handlers, catcher, logger.propagate)
+                # Not propagating makes each record caught exactly once, by the first logger
+                # on its way up that had handlers, and nothing printed by a root handler the
+                # app may add while it is imported.
+                logger.handlers, logger.propagate = [catcher], False
+
+    def release(self):
+        """Puts the handlers back and sends the held records through them, in order."""
+        for logger, (handlers, catcher, propagate) in self.saved.items():
+            if logger.handlers == [catcher]:  # else the app configured logging: keep its choice
+                logger.handlers, logger.propagate = handlers, propagate
+        for logger, record in self.records:
+            replay(logger, record)
+        self.records.clear()
+
+    def text(self):
+        """The held records as `LEVEL: message` lines with tracebacks; only warnings and errors
+        when there are any, since the info lines around them add nothing to a boot error."""
+        formatter = logging.Formatter("%(levelname)s: %(message)s")
+        records = [record for _, record in self.records]
+        serious = [record for record in records if record.levelno >= logging.WARNING]
+        return "\n".join(formatter.format(record) for record in serious or records)
+
+
+def replay(logger, record):
+    """Passes a record to the handlers it would have reached from `logger` had it not been held
+    (what Logger.callHandlers does)."""
+    while logger is not None:
+        for handler in logger.handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+        if not logger.propagate:
+            break
+        logger = logger.parent
+
+
+def app_traceback(exc):
+    """The traceback of exc without its leading frames in this shim, uvicorn, importlib and
+    asyncio, so that it starts where the app's code does (all of it if no frame is the app's)."""
+    plumbing = ["<string>", "<frozen "]
+    for name in ("uvicorn", "importlib", "asyncio"):
+        module = sys.modules.get(name)
+        if getattr(module, "__file__", None):
+            plumbing.append(os.path.dirname(module.__file__) + os.sep)
+    error = traceback.TracebackException.from_exception(exc)
+    frames = list(error.stack)
+    first = next((i for i, f in enumerate(frames) if not f.filename.startswith(tuple(plumbing))),
+                 0)
+    error.stack = traceback.StackSummary.from_list(frames[first:])
+    return "".join(error.format())
+
+
+class Worker:
+    """Boots the server, says READY once it serves, then sends heartbeats."""
+
+    def __init__(self, control, heartbeat):
+        self.control = control
+        self.heartbeat = heartbeat
+        self.logs = BootLogs()
+        self.config = self.server = None  # set once uvicorn is imported
+        self.ready = False
+
+    async def notify(self):
+        # uvicorn awaits this from its main loop on the event loop: at most once a second, the
+        # first time right after startup. A blocked loop therefore stops the heartbeats, which
+        # is how corral finds a hung worker.
+        if not self.ready:
+            if self.server is None or not self.server.started:
+                return
+            self.ready = True
+            self.logs.release()
+            self.control.send("READY")
+        elif self.heartbeat > 0:
+            self.control.send("WATCHDOG", block=False)
+
+    def run(self, socks):
+        """Imports the app and serves until told to stop; returns the exit status."""
+        server = self.server
+        try:
+            self.config.load()  # uvicorn logs then sys.exit()s on some import errors
+            server.run(sockets=socks)  # returns with started False if lifespan startup failed
+        except BaseException as exc:
+            if self.ready:
+                raise  # a crash after READY is no boot failure: Python reports it as usual
+            failure = exc
+        else:
+            if server.started:
+                return 0
+            failure = None  # lifespan startup failed; uvicorn logged why
+        if server.corral_signal is not None:
+            return 0  # asked to stop while booting: not a boot failure
+        self.control.fail("BOOT_ERROR", self.boot_error(failure), EXIT_BOOT_ERROR)
+
+    def boot_error(self, exc):
+        parts = [self.logs.text()]
+        if isinstance(exc, SystemExit):
+            # uvicorn logged its reason before exiting; an app's sys.exit("why") carries its own.
+            if isinstance(exc.code, str):
+                parts.append(exc.code)
+            elif not parts[0]:
+                parts.append(f"the app called sys.exit({exc.code!r}) while starting")
+        elif exc is not None:
+            parts.append(app_traceback(exc))
+        text = "\n".join(part.rstrip("\n") for part in parts if part)
+        return text or "the app did not start, and logged no reason"
+
+
+def main():
+    faulthandler.enable()  # corral's SIGABRT to a hung worker then dumps every thread's stack
+    settings = read_settings()
+    # Until uvicorn installs its handlers, a stop request simply ends the worker: nothing is
+    # served yet, and an app's `except BaseException` cannot swallow a KeyboardInterrupt.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        control = Control(settings["control_fd"])
+    except (KeyError, TypeError, OSError) as exc:
+        die(f"no usable control channel in the settings: {exc!r}")
+    socks = open_sockets(settings.get("sockets", []), control)
+    uvicorn = import_uvicorn(control)
+    sys.path.insert(0, os.path.abspath(settings.get("app_dir", ".")))
+
+    worker = Worker(control, settings.get("heartbeat_interval") or 0)
+    worker.config = make_config(uvicorn, settings, worker, control)  # configures logging
+    worker.logs.capture()
+    worker.server = make_server(uvicorn, worker.config)
+    control.send("STATUS", f"booting {settings['app']} with uvicorn {uvicorn.__version__} "
+                           f"on Python {sys.version.split()[0]}")
+    sys.exit(worker.run(socks))
+
+
+if __name__ == "__main__":
+    main()
