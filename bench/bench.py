@@ -444,47 +444,54 @@ class Probe:
     def loop(self):
         while not self.stop.is_set():
             t0 = time.monotonic()
-            outcome = self.request()
-            self.results.append((t0, time.monotonic(), outcome))
+            outcome, connected = self.request()
+            self.results.append((t0, time.monotonic(), outcome, connected))
             self.stop.wait(0.002)
 
     def request(self):
+        """(outcome, when the connection was made or None)."""
+        connected = None
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=PROBE_TIMEOUT) as s:
+                connected = time.monotonic()
                 s.sendall(f"GET {self.path} HTTP/1.1\r\nHost: bench\r\n"
                           "Connection: close\r\n\r\n".encode())
                 data = b""
                 while b"\r\n" not in data:
                     chunk = s.recv(4096)
                     if not chunk:
-                        return "closed" if not data else "bad"
+                        return ("closed" if not data else "bad"), connected
                     data += chunk
         except ConnectionRefusedError:
-            return "refused"
+            return "refused", connected
         except (ConnectionResetError, BrokenPipeError):
-            return "reset"
+            return "reset", connected
         except socket.timeout:
-            return "timeout"
+            return "timeout", connected
         except OSError:
-            return "error"
+            return "error", connected
         match = re.match(rb"HTTP/1\.[01] (\d{3})", data)
         if not match:
-            return "bad"
-        return "ok" if match.group(1) == b"200" else f"http {match.group(1).decode()}"
+            return "bad", connected
+        return ("ok" if match.group(1) == b"200" else f"http {match.group(1).decode()}"), connected
 
     def finish(self, t_term, t_exit):
         self.stop.set()
         for thread in self.threads:
             thread.join(PROBE_TIMEOUT + 1)
-        after = [(a, b, o) for a, b, o in list(self.results) if a >= t_term]
+        after = [(a, b, o, c) for a, b, o, c in list(self.results) if a >= t_term]
         if t_exit is not None:
-            after = [(a, b, o) for a, b, o in after if a < t_exit]
+            # A request sent just before the exit whose connection was only made after it
+            # reached the placeholder of freeze_and_stop_wrk; without it, it would have been
+            # refused, as nothing else listened any more.
+            after = [(a, b, "refused" if c is not None and c >= t_exit and o == "timeout"
+                      else o) for a, b, o, c in after if a < t_exit]
         kinds = {}
         for _, _, outcome in after:
             kinds[outcome] = kinds.get(outcome, 0) + 1
         ok_ends = [b - t_term for a, b, o in after if o == "ok"]
         failures = [a - t_term for a, b, o in after if o != "ok"]
-        before_failed = sum(1 for a, b, o in self.results if a < t_term and o != "ok")
+        before_failed = sum(1 for a, b, o, c in self.results if a < t_term and o != "ok")
         return {"sent": len(after), "kinds": kinds, "last_ok_s": max(ok_ends, default=None),
                 "first_fail_s": min(failures, default=None), "failed_before": before_failed}
 

@@ -15,6 +15,9 @@
 #include <sstream>
 
 #include "config/exit_codes.hpp"
+#include "config/resources.hpp"
+#include "config/socket_activation.hpp"
+#include "config/worker_user.hpp"
 
 #ifndef CORRAL_VERSION
 #error "CORRAL_VERSION must be defined by the build"
@@ -27,7 +30,7 @@ namespace {
 // The option table. It drives CLI11 registration, the help text and the CORRAL_* variable
 // names, so the three cannot drift apart.
 
-enum class Group { Binding, Workers, Timeouts, Uvicorn, General };
+enum class Group { Binding, Workers, Timeouts, Uvicorn, Process, General };
 
 struct OptionSpec {
   std::string_view names;    ///< CLI11 spelling; "!" marks the negating half of a flag pair
@@ -48,7 +51,13 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--backlog", "N", Group::Binding,
      "Connections that may wait for a worker to accept them,\n"
      "1-65535 [2048]"},
-    {"-w,--workers", "N", Group::Workers, "Worker processes, 1-1024 [$WEB_CONCURRENCY, else 1]"},
+    {"-w,--workers", "N", Group::Workers,
+     "Worker processes, 1-1024, or auto: one per whole CPU of\n"
+     "the cgroup quota and affinity mask [$WEB_CONCURRENCY,\n"
+     "else auto]"},
+    {"--worker-memory-budget", "SIZE", Group::Workers,
+     "With auto, at most the cgroup memory limit / SIZE\n"
+     "workers (512Mi, 1G)"},
     {"--min-ready", "N", Group::Workers,
      "Workers that must be up for /ready to pass; 0 means all\n"
      "of them [0]"},
@@ -82,6 +91,15 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--factory", "", Group::Uvicorn, "APP is a factory: call it without arguments to get the app"},
     {"--[no-]access-log", "", Group::Uvicorn, "Log every request [on]"},
     {"--app-dir", "DIR", Group::Uvicorn, "Directory put first on sys.path to import APP from [.]"},
+    {"--pidfile", "PATH", Group::Process,
+     "Write corral's pid to PATH once bound; removed at exit"},
+    {"--user", "USER", Group::Process,
+     "Run the workers as USER (name or uid); corral starts as\n"
+     "root, binds, then drops privileges for them"},
+    {"--group", "GROUP", Group::Process, "Run the workers with GROUP [USER's primary group]"},
+    {"--umask", "MODE", Group::Process,
+     "Octal umask for corral and the workers, e.g. 007 for a\n"
+     "unix socket shared with a group [inherited]"},
     {"--log-level", "LEVEL", Group::General,
      "critical, error, warning, info, debug or trace [info]"},
     {"-h,--help", "", Group::General, "Show this help and exit"},
@@ -325,8 +343,24 @@ bool collides(const BindAddress& a, const BindAddress& b) {
   return a == b && !(a.kind == BindAddress::Kind::Tcp && a.port == 0);
 }
 
-std::vector<BindAddress> parseBinds(const Inputs& inputs) {
+BindAddress fdAddress(int fd) {
+  BindAddress address;
+  address.kind = BindAddress::Kind::Fd;
+  address.fd = fd;
+  return address;
+}
+
+// systemd's sockets (LISTEN_FDS) are binds; the one named "admin" is the admin endpoint.
+std::vector<BindAddress> activatedBinds(const Inputs& inputs, bool admin) {
   std::vector<BindAddress> binds;
+  for (const auto& socket : activatedSockets(inputs.env(), static_cast<int>(::getpid()))) {
+    if ((socket.name == kAdminSocketName) == admin) binds.push_back(fdAddress(socket.fd));
+  }
+  return binds;
+}
+
+std::vector<BindAddress> parseBinds(const Inputs& inputs) {
+  std::vector<BindAddress> binds = activatedBinds(inputs, false);
   for (const auto& input : bindInputs(inputs)) {
     const auto address = parseBindAddress(input.text, input.source);
     for (const auto& earlier : binds) {
@@ -355,7 +389,11 @@ BindAddress defaultAdminBind(const std::vector<BindAddress>& binds) {
 std::optional<BindAddress> parseAdminBind(const Inputs& inputs,
                                           const std::vector<BindAddress>& binds) {
   const auto input = inputs.get("--admin-bind");
-  if (!input) return defaultAdminBind(binds);
+  if (!input) {
+    const auto activated = activatedBinds(inputs, true);
+    if (!activated.empty()) return activated.front();
+    return defaultAdminBind(binds);
+  }
   if (lower(input->text) == "none") return std::nullopt;
   const auto address = parseBindAddress(input->text, input->source);
   if (address.kind == BindAddress::Kind::Fd) fail(*input, "expected HOST:PORT or unix:PATH");
@@ -440,7 +478,19 @@ void applyWorkers(const Inputs& inputs, Config& config) {
   auto input = inputs.get("--workers");
   // uvicorn and gunicorn both read WEB_CONCURRENCY; honouring it makes corral a drop-in.
   if (!input) input = inputs.variable("WEB_CONCURRENCY");
-  apply(input, config.workers, parseWorkers);
+  apply(inputs.get("--worker-memory-budget"), config.worker_memory_budget,
+        [](const Input& in) { return parseSize(in.text, in.source); });
+  if (!input || lower(input->text) == "auto") {
+    // gunicorn and uvicorn count the host's CPUs, which inside a CPU-limited container has
+    // OOM-killed real deployments (gunicorn #2028); the cgroup quota is what the app may use.
+    const WorkerCount count =
+        autoWorkers(detectCpuLimit(), detectMemoryLimit(), config.worker_memory_budget);
+    config.workers = count.workers;
+    config.workers_reason = count.explanation;
+  } else {
+    config.workers = parseWorkers(*input);
+    config.workers_reason = describeInput(input->source, input->text);
+  }
   apply(inputs.get("--min-ready"), config.min_ready, [&](const Input& in) {
     const int min_ready = parseInRange(in, 0, INT_MAX, "expected a whole number >= 0 (0: all)");
     if (min_ready > config.workers) {
@@ -489,6 +539,31 @@ void applyUvicorn(const Inputs& inputs, Config& config) {
   });
 }
 
+unsigned parseUmask(const Input& input) {
+  std::string_view digits = input.text;
+  if (digits.starts_with("0o")) digits.remove_prefix(2);
+  unsigned mode = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), mode, 8);
+  if (digits.empty() || ec != std::errc{} || end != digits.data() + digits.size() || mode > 0777) {
+    fail(input, "expected an octal mode from 000 to 777, e.g. 022 or 007");
+  }
+  return mode;
+}
+
+void applyProcess(const Inputs& inputs, Config& config) {
+  apply(inputs.get("--pidfile"), config.pidfile, [](const Input& in) {
+    return parseNonEmpty(in, "expected a file path");
+  });
+  apply(inputs.get("--umask"), config.umask, parseUmask);
+  const auto user = inputs.get("--user");
+  const auto group = inputs.get("--group");
+  if (group && !user) fail(*group, "needs --user too: corral drops privileges for the workers as a whole");
+  if (user) {
+    config.user = resolveWorkerUser(user->source, user->text, group ? group->source : "",
+                                    group ? std::optional(group->text) : std::nullopt);
+  }
+}
+
 Config buildConfig(const Inputs& inputs) {
   Config config;
   config.app = parseApp(inputs.get("APP"));
@@ -501,6 +576,7 @@ Config buildConfig(const Inputs& inputs) {
   applyTimeouts(inputs, config);
   applyUvicorn(inputs, config);
   apply(inputs.get("--log-level"), config.log_level, parseLogLevel);
+  applyProcess(inputs, config);
   // Last: it touches the filesystem, and a typo elsewhere is the likelier mistake.
   config.python = resolvePython(inputs);
   return config;
@@ -548,11 +624,12 @@ void renderOption(std::ostream& out, const OptionSpec& spec) {
 }
 
 std::string helpText() {
-  constexpr std::array<std::pair<Group, std::string_view>, 5> kHeadings = {{
+  constexpr std::array<std::pair<Group, std::string_view>, 6> kHeadings = {{
       {Group::Binding, "Binding:"},
       {Group::Workers, "Workers:"},
       {Group::Timeouts, "Timeouts (DURATION: 30 and 0.5 are seconds; also 500ms, 30s, 2m, 1h):"},
       {Group::Uvicorn, "Passed to uvicorn (same names and meanings as uvicorn's options):"},
+      {Group::Process, "Process:"},
       {Group::General, "General:"},
   }};
   std::ostringstream out;

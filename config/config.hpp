@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <iosfwd>
 #include <optional>
@@ -19,10 +20,20 @@ enum class LogLevel { Critical, Error, Warning, Info, Debug, Trace };
 /// uvicorn's name for a level: "critical" ... "trace".
 std::string_view logLevelName(LogLevel level);
 
+/// The unprivileged identity workers run as (--user, --group).
+struct WorkerUser {
+  unsigned uid = 0;
+  unsigned gid = 0;
+  std::vector<unsigned> groups;  ///< supplementary groups, as initgroups(3) would set them
+  std::string name;
+};
+
 /// Everything corral was asked to do, validated. Defaults live here and nowhere else.
 struct Config {
   std::string app;                           ///< "module:attribute"
-  int workers = 1;                           ///< --workers, CORRAL_WORKERS, WEB_CONCURRENCY
+  int workers = 1;                           ///< --workers, CORRAL_WORKERS, WEB_CONCURRENCY, auto
+  std::string workers_reason = "default";    ///< how the count was chosen, for the log
+  std::optional<std::uint64_t> worker_memory_budget;  ///< bytes per worker, for --workers auto
   std::vector<BindAddress> binds;            ///< never empty after parsing
   std::optional<BindAddress> admin_bind;     ///< nullopt when --admin-bind none
   int backlog = 2048;
@@ -43,6 +54,9 @@ struct Config {
   std::string app_dir = ".";
   std::string python;                        ///< absolute path of the interpreter
   LogLevel log_level = LogLevel::Info;
+  std::string pidfile;                       ///< empty: none
+  std::optional<WorkerUser> user;            ///< nullopt: workers run as corral does
+  std::optional<unsigned> umask;             ///< applied before binding (unix sockets, pidfile)
 };
 
 /// Looks up an environment variable; injected so tests need not touch the real environment.

@@ -12,7 +12,8 @@ namespace corral {
 
 SignalRouter::SignalRouter(boost::asio::io_context& io, Supervisor& supervisor)
     : signals_(io), supervisor_(supervisor) {
-  for (const int signo : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU}) {
+  for (const int signo :
+       {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN, SIGTTOU, SIGTSTP}) {
     signals_.add(signo);
   }
   wait();

@@ -4,10 +4,13 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <vector>
@@ -19,6 +22,7 @@
 #include "supervisor/asio_clock.hpp"
 #include "supervisor/listener.hpp"
 #include "supervisor/logging.hpp"
+#include "supervisor/pidfile.hpp"
 #include "supervisor/posix_spawner.hpp"
 #include "supervisor/sd_notify.hpp"
 #include "supervisor/supervisor.hpp"
@@ -42,18 +46,29 @@ std::vector<Listener> openListeners(const Config& config) {
   return listeners;
 }
 
+// Orphans of the workers (their double-forked children, say) come to corral rather than to
+// the host's init, and the Reaper collects them. As PID 1 they come anyway.
+void becomeSubreaper() {
+  if (::getpid() == 1) return;
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    spdlog::warn("cannot become a child subreaper ({}): orphaned grandchildren of workers will "
+                 "go to the host's init",
+                 std::strerror(errno));
+  }
+}
+
 int run(const Config& config) {
   boost::asio::io_context io(1);
+  if (config.umask) ::umask(static_cast<mode_t>(*config.umask));
   const std::vector<Listener> listeners = openListeners(config);
   std::vector<int> fds;
   for (const Listener& listener : listeners) fds.push_back(listener.fd());
-
-  // Orphans of the workers come to corral rather than the host's init; the Reaper collects
-  // them. (As PID 1 this is a no-op: orphans come anyway.)
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  std::optional<Pidfile> pidfile;
+  if (!config.pidfile.empty()) pidfile.emplace(config.pidfile);
+  becomeSubreaper();
 
   int exit_code = kExitFailure;
-  PosixSpawner spawner(io, fds);
+  PosixSpawner spawner(io, fds, config.user);
   AsioClock clock(io);
   Notifier notifier(processEnvironment(), ::getpid());
   notifier.startWatchdog(clock);

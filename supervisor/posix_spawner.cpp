@@ -1,6 +1,7 @@
 #include "supervisor/posix_spawner.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/close_range.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
@@ -29,6 +30,8 @@ constexpr std::size_t kMaxMessage = 64 * 1024;
 struct ChildSetup {
   const char* const* env;
   const std::vector<int>& keep_fds;  ///< stay open in the child, at the same numbers
+  const std::optional<WorkerUser>& user;
+  const std::vector<gid_t>& groups;
   pid_t parent = ::getpid();
 
   template <class Launcher>
@@ -51,6 +54,11 @@ struct ChildSetup {
     if (::getppid() != parent) return boost::system::error_code(ESRCH, boost::system::system_category());
     for (const int fd : keep_fds) {
       if (::fcntl(fd, F_SETFD, 0) != 0) return lastError();
+    }
+    // Groups before the uid: once the uid is dropped, changing groups is no longer allowed.
+    if (user && (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(user->gid) != 0 ||
+                 ::setuid(user->uid) != 0)) {
+      return lastError();
     }
     closeOthers(launcher.fd_whitelist);
     sigset_t none;
@@ -100,9 +108,13 @@ std::vector<const char*> pointers(const std::vector<std::string>& strings) {
 
 }  // namespace
 
-PosixSpawner::PosixSpawner(boost::asio::io_context& io, std::vector<int> inherited_fds)
+PosixSpawner::PosixSpawner(boost::asio::io_context& io, std::vector<int> inherited_fds,
+                           std::optional<WorkerUser> user)
     : io_(io),
       inherited_fds_(std::move(inherited_fds)),
+      user_(std::move(user)),
+      user_groups_(user_ ? std::vector<gid_t>(user_->groups.begin(), user_->groups.end())
+                         : std::vector<gid_t>{}),
       reaper_(io, [this](Pid pid, ExitStatus status) { onReaped(pid, status); }) {}
 
 SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
@@ -121,7 +133,7 @@ SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
   boost::system::error_code ec;
   // The executor overload: the io_context one ignores `ec` and throws (Boost 1.81).
   auto process = launcher(io_.get_executor(), ec, spec.executable, spec.args,
-                          ChildSetup{env_ptrs.data(), keep});
+                          ChildSetup{env_ptrs.data(), keep, user_, user_groups_});
   ::close(child_end);
   if (ec) {
     ::close(parent_end);

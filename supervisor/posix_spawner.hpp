@@ -4,8 +4,10 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "config/config.hpp"
 #include "supervisor/process_spawner.hpp"
 #include "supervisor/reaper.hpp"
 
@@ -19,8 +21,10 @@ namespace corral {
 /// descriptors but stdio, the listening sockets and its end of the control channel.
 class PosixSpawner final : public ProcessSpawner {
  public:
-  /// `inherited_fds`: the listening sockets every worker gets, at the same numbers.
-  PosixSpawner(boost::asio::io_context& io, std::vector<int> inherited_fds);
+  /// `inherited_fds`: the listening sockets every worker gets, at the same numbers; `user`:
+  /// the identity workers switch to before exec, if any.
+  PosixSpawner(boost::asio::io_context& io, std::vector<int> inherited_fds,
+               std::optional<WorkerUser> user);
 
   void setListener(ChildListener& listener) override { listener_ = &listener; }
   SpawnResult spawn(const SpawnSpec& spec) override;
@@ -39,6 +43,8 @@ class PosixSpawner final : public ProcessSpawner {
 
   boost::asio::io_context& io_;
   std::vector<int> inherited_fds_;
+  std::optional<WorkerUser> user_;
+  std::vector<gid_t> user_groups_;
   ChildListener* listener_ = nullptr;
   std::map<Pid, std::unique_ptr<Channel>> channels_;
   unsigned next_serial_ = 0;

@@ -83,8 +83,9 @@ void Supervisor::notifyStatus() const {
 }
 
 void Supervisor::start() {
-  spdlog::info("starting {} worker{} for {} with {}", config_.workers,
-               config_.workers == 1 ? "" : "s", config_.app, config_.python);
+  spdlog::info("starting {} worker{} ({}) for {} with {}", config_.workers,
+               config_.workers == 1 ? "" : "s", config_.workers_reason, config_.app,
+               config_.python);
   for (int slot = 0; slot < config_.workers; ++slot) spawnWorker(slot);
 }
 
@@ -170,8 +171,7 @@ void Supervisor::onDeadline(Pid pid) {
       abortWorker(worker, StopCause::Hung, "no heartbeat for " + formatDuration(config_.timeout));
       break;
     case WorkerState::Stopping:
-      spdlog::warn("worker {} (pid {}) did not exit after SIGABRT, sending SIGKILL", worker.slot,
-                   pid);
+      spdlog::warn("worker {} (pid {}) did not exit in time, sending SIGKILL", worker.slot, pid);
       spawner_.signal(pid, SIGKILL, true);
       break;
   }
@@ -233,6 +233,7 @@ std::string_view Supervisor::exitReason(const Worker& worker, ExitStatus status)
     case StopCause::BootFailure: return "stopped";
     case StopCause::None: break;
   }
+  if (worker.config_error) return "cannot run";
   if (!worker.error.empty()) return "boot failure";
   return status.exitedWith(0) ? "exited" : "crash";
 }
@@ -248,14 +249,14 @@ bool Supervisor::isBootFailure(const Worker& worker, ExitStatus status) const {
 void Supervisor::failBoot(const Worker& worker, ExitStatus status) {
   exit_code_ = worker.config_error ? kExitUsage : kExitBootFailure;
   if (worker.config_error) {
-    spdlog::error("{}", worker.error);
+    spdlog::error("--python {}: {}", config_.python, worker.error);
   } else if (!worker.error.empty()) {
     spdlog::error("app failed to boot:\n{}", worker.error);
   } else {
     spdlog::error("app failed to boot: worker {} ended with {} before it was ready",
                   worker.slot, status.str());
   }
-  draining_reason_ = "app failed to boot";
+  draining_reason_ = worker.config_error ? "workers cannot run" : "app failed to boot";
   quick_ = true;
   cancelRespawns();
   stopAll(StopCause::BootFailure);
@@ -320,14 +321,18 @@ void Supervisor::quickStop(std::string_view why, int exit_code) {
   finishIfEmpty();
 }
 
-// A worker still booting has no in-flight requests and may not have uvicorn's handlers yet:
-// it gets SIGKILL in a quick stop and SIGTERM (whose default action is clean) in a drain.
+// A worker still booting holds no connection, so no drain waits for it: it gets SIGTERM (whose
+// default action ends it cleanly before uvicorn installs its handlers) and, since uvicorn
+// finishes lifespan startup before it looks at the signal, SIGKILL shortly after.
 void Supervisor::stopAll(StopCause cause) {
   for (auto& [pid, worker] : workers_) {
     if (worker.state == WorkerState::Stopping && worker.cause != StopCause::Drain) continue;
     const bool booting = worker.state == WorkerState::Starting;
     switch (cause) {
-      case StopCause::Drain: stopWorker(worker, cause, SIGTERM, false); break;
+      case StopCause::Drain:
+        stopWorker(worker, cause, SIGTERM, false);
+        if (booting) worker.deadline->enable(kQuickGrace);
+        break;
       case StopCause::Quick: stopWorker(worker, cause, booting ? SIGKILL : SIGINT, booting); break;
       default: stopWorker(worker, cause, SIGKILL, true); break;
     }

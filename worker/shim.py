@@ -20,6 +20,7 @@ import sys
 if sys.path and sys.path[0] == "":
     del sys.path[0]
 
+import asyncio
 import faulthandler
 import json
 import logging
@@ -32,14 +33,11 @@ EXIT_CONFIG_ERROR = 2
 EXIT_BOOT_ERROR = 3
 MAX_DATAGRAM = 32 * 1024
 PYTHON = sys.executable or "this Python"
-# uvicorn calls callback_notify from a tick that runs about once a second, and only once more
-# than timeout_notify seconds have passed: asking for one second less keeps heartbeats at most
-# heartbeat_interval apart instead of up to a second more (never closer than the tick, though).
-TICK = 1.0
-# Without a heartbeat, uvicorn must still make its first call (for READY). That call happens
-# because time.time() minus the initial 0 exceeds timeout_notify, so "never again" must be a
-# finite number (infinity would suppress READY too); a year is never in practice.
-NO_HEARTBEAT = 365 * 24 * 3600.0
+# uvicorn calls callback_notify once, right after startup (its last_notified starts at 0), then
+# only every timeout_notify seconds on a one-second tick. The first call is the READY edge; the
+# heartbeat runs on its own timer on the event loop, so it keeps time below a second. "Never
+# again" must be a finite number: infinity would suppress the first call too.
+NO_MORE_NOTIFY = 365 * 24 * 3600.0
 
 
 def die(message):
@@ -122,13 +120,12 @@ def import_uvicorn(control):
 
 
 def make_config(uvicorn, settings, worker, control):
-    heartbeat = worker.heartbeat
     try:
         return uvicorn.Config(
             settings["app"],
             factory=settings.get("factory", False),
             callback_notify=worker.notify,
-            timeout_notify=max(heartbeat - TICK, 0.0) if heartbeat > 0 else NO_HEARTBEAT,
+            timeout_notify=NO_MORE_NOTIFY,
             **settings.get("uvicorn", {}))
     except Exception as exc:
         where = f"uvicorn {uvicorn.__version__} in {PYTHON}"
@@ -243,17 +240,20 @@ class Worker:
         self.ready = False
 
     async def notify(self):
-        # uvicorn awaits this from its main loop on the event loop: at most once a second, the
-        # first time right after startup. A blocked loop therefore stops the heartbeats, which
-        # is how corral finds a hung worker.
-        if not self.ready:
-            if self.server is None or not self.server.started:
-                return
-            self.ready = True
-            self.logs.release()
-            self.control.send("READY")
-        elif self.heartbeat > 0:
-            self.control.send("WATCHDOG", block=False)
+        # uvicorn awaits this from its main loop once the server serves.
+        if self.ready or self.server is None or not self.server.started:
+            return
+        self.ready = True
+        self.logs.release()
+        self.control.send("READY")
+        if self.heartbeat > 0:
+            self.beat(asyncio.get_running_loop())
+
+    def beat(self, loop):
+        # A timer on the event loop: a blocked loop stops the heartbeats, which is how corral
+        # finds a hung worker.
+        self.control.send("WATCHDOG", block=False)
+        loop.call_later(self.heartbeat, self.beat, loop)
 
     def run(self, socks):
         """Imports the app and serves until told to stop; returns the exit status."""

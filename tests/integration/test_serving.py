@@ -42,11 +42,15 @@ def test_two_workers_serve_and_both_answer(corral):
         f"workers: {workers}")
 
 
-def test_one_worker_by_default_of_workers_flag(corral):
-    c = corral.start(workers=None)
-    workers = c.wait_ready(1)
-    assert len(c.spawns()) == 1, f"one worker expected without --workers: {c.spawns()}"
-    assert int(c.get("/pid").text) == workers[0]
+def test_worker_count_without_workers_flag(corral):
+    """No --workers and no environment: corral picks a count (the default may depend on the
+    machine) and runs exactly the number it announces."""
+    c = corral.start(workers=None, wait_ready=False)
+    count = int(c.wait_for_log(r"starting (\d+) workers?").group(1))
+    assert count >= 1
+    workers = c.wait_ready(count)
+    assert len(c.spawns()) == count, c.spawns()
+    assert int(c.get("/pid").text) in workers.values()
 
 
 def test_worker_environment(corral):

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -163,7 +165,9 @@ TEST_CASE_METHOD(ConfigFixture, "parseCommandLine defaults", "[unit][config]") {
   CHECK(result.err.empty());
   const Config& config = result.config();
   CHECK(config.app == "main:app");
-  CHECK(config.workers == 1);
+  // No --workers, CORRAL_WORKERS or WEB_CONCURRENCY: auto, from this machine's CPUs.
+  CHECK(config.workers >= 1);
+  CHECK_THAT(config.workers_reason, Catch::StartsWith("auto: "));
   CHECK(config.binds == std::vector{tcp("127.0.0.1", 8000)});
   CHECK(config.admin_bind == tcp("127.0.0.1", 8081));
   CHECK(config.backlog == 2048);
@@ -300,7 +304,6 @@ TEST_CASE_METHOD(ConfigFixture, "a later flag overrides an earlier one", "[unit]
 
 TEST_CASE_METHOD(ConfigFixture, "worker count sources in order", "[unit][config]") {
   const auto [args, env, workers] = GENERATE(table<Args, Env, int>({
-      {{"main:app"}, {}, 1},
       {{"main:app"}, {{"WEB_CONCURRENCY", "6"}}, 6},
       {{"main:app"}, {{"WEB_CONCURRENCY", "6"}, {"CORRAL_WORKERS", "3"}}, 3},
       {{"-w", "2", "main:app"}, {{"WEB_CONCURRENCY", "6"}, {"CORRAL_WORKERS", "3"}}, 2},
@@ -375,6 +378,43 @@ TEST_CASE_METHOD(ConfigFixture, "boolean variables", "[unit][config]") {
   CHECK(config.factory == value);
 }
 
+TEST_CASE_METHOD(ConfigFixture, "workers auto follows this machine's CPUs", "[unit][config]") {
+  const Config config = run({"--workers", "auto", "main:app"}).config();
+  CHECK(config.workers >= 1);
+  CHECK_THAT(config.workers_reason, Catch::StartsWith("auto: "));
+  CHECK(run({"main:app"}, {{"WEB_CONCURRENCY", "auto"}}).config().workers_reason ==
+        config.workers_reason);
+  CHECK(run({"-w", "3", "main:app"}).config().workers_reason == "--workers '3'");
+}
+
+TEST_CASE_METHOD(ConfigFixture, "process options", "[unit][config]") {
+  const Config config =
+      run({"--pidfile", "/run/corral.pid", "--umask", "007", "--user", "nobody", "main:app"}).config();
+  CHECK(config.pidfile == "/run/corral.pid");
+  CHECK(config.umask == 07u);
+  REQUIRE(config.user.has_value());
+  CHECK(config.user->uid == 65534u);
+  CHECK(config.user->name == "nobody");
+  CHECK(run({"--umask", "0o022", "main:app"}).config().umask == 022u);
+  CHECK(run({"--user", "65534", "--group", "0", "main:app"}).config().user->gid == 0u);
+}
+
+TEST_CASE_METHOD(ConfigFixture, "systemd's sockets become binds, 'admin' the admin one",
+                 "[unit][config]") {
+  const std::string pid = std::to_string(::getpid());
+  const Config config = run({"main:app"}, {{"LISTEN_PID", pid}, {"LISTEN_FDS", "2"},
+                                           {"LISTEN_FDNAMES", "http:admin"}})
+                            .config();
+  REQUIRE(config.binds.size() == 1);
+  CHECK(config.binds[0].kind == BindAddress::Kind::Fd);
+  CHECK(config.binds[0].fd == 3);
+  REQUIRE(config.admin_bind.has_value());
+  CHECK(config.admin_bind->fd == 4);
+  // Meant for another process: the default bind.
+  CHECK(run({"main:app"}, {{"LISTEN_PID", "1"}, {"LISTEN_FDS", "1"}}).config().binds ==
+        std::vector{tcp("127.0.0.1", 8000)});
+}
+
 TEST_CASE_METHOD(ConfigFixture, "min-ready may equal the worker count", "[unit][config]") {
   CHECK(run({"-w", "4", "--min-ready", "4", "main:app"}).config().min_ready == 4);
   CHECK(run({"--min-ready", "0", "main:app"}).config().min_ready == 0);
@@ -391,6 +431,14 @@ TEST_CASE_METHOD(ConfigFixture, "APP forms that uvicorn accepts", "[unit][config
 
 TEST_CASE_METHOD(ConfigFixture, "bad input gives one line naming the input", "[unit][config]") {
   const auto [args, env, message] = GENERATE(table<Args, Env, std::string>({
+      {{"--workers", "many", "main:app"}, {}, "--workers 'many': expected a whole number"},
+      {{"--worker-memory-budget", "1.5Gi", "main:app"}, {}, "--worker-memory-budget '1.5Gi'"},
+      {{"--umask", "999", "main:app"}, {}, "--umask '999': expected an octal mode"},
+      {{"--user", "no-such-user-here", "main:app"}, {}, "--user 'no-such-user-here': no such user"},
+      {{"--user", "root", "main:app"}, {}, "--user 'root': is root"},
+      {{"--group", "nogroup", "main:app"}, {}, "--group 'nogroup': needs --user too"},
+      {{"--user", "nobody", "--group", "no-such-group", "main:app"}, {}, "--group 'no-such-group': no such group"},
+      {{"main:app"}, {{"LISTEN_PID", "x"}, {"LISTEN_FDS", "1"}}, "LISTEN_PID='x'"},
       // The command line itself
       {{},
        {},
@@ -434,9 +482,8 @@ TEST_CASE_METHOD(ConfigFixture, "bad input gives one line naming the input", "[u
       {{"main:app"},
        {{"CORRAL_WORKERS", "abc"}},
        "corral: error: CORRAL_WORKERS='abc': expected a whole number of workers >= 1\n"},
-      {{"main:app"}, {{"WEB_CONCURRENCY", "auto"}}, "WEB_CONCURRENCY='auto': expected a whole"},
       {{"main:app"}, {{"CORRAL_WORKERS", "4\n5"}}, "CORRAL_WORKERS='4\\x0a5'"},
-      {{"--min-ready", "2", "main:app"},
+      {{"-w", "1", "--min-ready", "2", "main:app"},
        {},
        "--min-ready '2': more than the 1 workers; use at most that many, or 0 for all"},
       {{"--min-ready", "-1", "main:app"}, {}, "--min-ready '-1': expected a whole number >= 0"},

@@ -226,6 +226,17 @@ TEST_CASE("Draining: SIGTERM drains within the graceful timeout", "[unit][superv
   }
 }
 
+TEST_CASE("Draining: workers still booting are not waited for", "[unit][supervisor]") {
+  Harness h;
+  Supervisor& s = h.start();
+  h.ready(100);
+  s.gracefulStop("SIGTERM");
+  CHECK(h.spawner.signals == std::vector{Signal{100, SIGTERM, false}, Signal{101, SIGTERM, false}});
+  h.clock.advance(1s);
+  CHECK(h.spawner.signals.back() == Signal{101, SIGKILL, true});
+  CHECK(h.spawner.signals.size() == 3);  // the ready one keeps its graceful timeout
+}
+
 TEST_CASE("Draining: a quick stop interrupts, then kills", "[unit][supervisor]") {
   Harness h;
   Supervisor& s = h.start();
