@@ -719,6 +719,10 @@ def report(results, notes, load_after):
             f"{' / '.join(f'{f} of {n}' for f, n in zip(fails, sent)) or '—'} |")
     lines += [
         "",
+        "Probe requests failed after SIGTERM: for each round, how many of the requests that "
+        "the SIGTERM test's probe sent between SIGTERM and the supervisor's exit got no 200 "
+        "(details below).",
+        "",
         "## Throughput and latency",
         "",
         "| server | load | round | req/s | p50 ms | p99 ms | requests | connect err | read err "
@@ -838,6 +842,9 @@ def report(results, notes, load_after):
 
 def main():
     os.makedirs(LOGS, exist_ok=True)
+    for old in os.listdir(LOGS):  # logs of an earlier run would be confusing
+        if old.endswith(".log"):
+            os.unlink(os.path.join(LOGS, old))
     set_subreaper()
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda s, f: sys.exit(128 + s))
@@ -867,7 +874,7 @@ def main():
     with open(os.path.join(RESULTS, "latest.md"), "w") as f:
         f.write(text)
     with open(os.path.join(RESULTS, "latest.json"), "w") as f:
-        json.dump({"notes": notes, "results": results}, f, indent=1)
+        json.dump({"notes": notes, "load_after": load_after, "results": results}, f, indent=1)
     print(text)
     log(f"wrote {os.path.join(RESULTS, 'latest.md')}")
     return 1 if any(r.get("error") for r in results) else 0
