@@ -61,6 +61,17 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--min-ready", "N", Group::Workers,
      "Workers that must be up for /ready to pass; 0 means all\n"
      "of them [0]"},
+    {"--max-requests", "N", Group::Workers,
+     "Replace a worker after it has served N requests; 0\n"
+     "never [0]"},
+    {"--max-requests-jitter", "N", Group::Workers,
+     "Add a random 0..N to each worker's --max-requests [0]"},
+    {"--max-worker-memory", "SIZE", Group::Workers,
+     "Replace a worker whose resident memory stays above SIZE\n"
+     "(512Mi, 1G) [no limit]"},
+    {"--max-surge", "N", Group::Workers,
+     "Workers a reload (SIGHUP) starts ahead of those it\n"
+     "replaces [1]"},
     {"--python", "PATH", Group::Workers,
      "Interpreter that runs the workers; it needs uvicorn\n"
      "[$VIRTUAL_ENV/bin/python, else python3 on PATH]"},
@@ -73,6 +84,9 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--startup-timeout", "DURATION", Group::Timeouts,
      "Time a worker gets to import APP and finish lifespan\n"
      "startup [60s]"},
+    {"--drain-delay", "DURATION", Group::Timeouts,
+     "On SIGTERM, keep serving this long with /ready failing\n"
+     "before the drain starts (a preStop sleep) [0]"},
     {"--timeout-keep-alive", "DURATION", Group::Timeouts,
      "Close idle keep-alive connections after this long [5s]"},
     {"--[no-]proxy-headers", "", Group::Uvicorn,
@@ -501,10 +515,25 @@ void applyWorkers(const Inputs& inputs, Config& config) {
   });
 }
 
+void applyRecycling(const Inputs& inputs, Config& config) {
+  apply(inputs.get("--max-requests"), config.max_requests, [](const Input& in) {
+    return parseInRange(in, 0, INT_MAX / 2, "expected a whole number of requests, 0 for never");
+  });
+  apply(inputs.get("--max-requests-jitter"), config.max_requests_jitter, [](const Input& in) {
+    return parseInRange(in, 0, INT_MAX / 2, "expected a whole number of requests >= 0");
+  });
+  apply(inputs.get("--max-worker-memory"), config.max_worker_memory,
+        [](const Input& in) { return parseSize(in.text, in.source); });
+  apply(inputs.get("--max-surge"), config.max_surge, [](const Input& in) {
+    return parseInRange(in, 1, kMaxWorkers, "expected a whole number of workers >= 1");
+  });
+}
+
 void applyTimeouts(const Inputs& inputs, Config& config) {
   apply(inputs.get("--timeout-keep-alive"), config.timeout_keep_alive, parseTimeout);
   apply(inputs.get("--timeout"), config.timeout, parseTimeout);
   apply(inputs.get("--graceful-timeout"), config.graceful_timeout, parseTimeout);
+  apply(inputs.get("--drain-delay"), config.drain_delay, parseTimeout);
   apply(inputs.get("--startup-timeout"), config.startup_timeout, [](const Input& in) {
     const Duration timeout = parseTimeout(in);
     if (timeout == Duration::zero()) fail(in, "must be longer than 0");
@@ -574,6 +603,7 @@ Config buildConfig(const Inputs& inputs) {
     return parseInRange(in, 1, 65535, "expected a whole number from 1 to 65535");
   });
   applyTimeouts(inputs, config);
+  applyRecycling(inputs, config);
   applyUvicorn(inputs, config);
   apply(inputs.get("--log-level"), config.log_level, parseLogLevel);
   applyProcess(inputs, config);

@@ -42,6 +42,11 @@ struct Config {
   Duration timeout{30000};                   ///< heartbeat timeout; zero disables
   Duration graceful_timeout{30000};
   Duration startup_timeout{60000};
+  Duration drain_delay{0};                   ///< SIGTERM: serve this long with /ready failing
+  int max_surge = 1;                         ///< workers a reload starts ahead of the old ones
+  int max_requests = 0;                      ///< recycle a worker after this many; 0: never
+  int max_requests_jitter = 0;               ///< plus random(0..jitter), drawn per worker
+  std::optional<std::uint64_t> max_worker_memory;  ///< recycle above this resident size
   int min_ready = 0;                         ///< workers needed for /ready; 0 means all
   std::optional<bool> proxy_headers;         ///< unset: uvicorn's own default
   std::optional<std::string> forwarded_allow_ips;

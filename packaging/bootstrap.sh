@@ -3,7 +3,8 @@
 # container or CI does); installs only what is missing, so a second run starts at once.
 #
 #   packaging/bootstrap.sh example   install, build, run the example app (2 workers)
-#   packaging/bootstrap.sh test      install, build, run the whole test suite (ctest)
+#   packaging/bootstrap.sh test      install, build, run the whole test suite (ctest), then
+#                                    again under ASan+UBSan
 #   packaging/bootstrap.sh build     install and build only
 set -euo pipefail
 
@@ -16,7 +17,7 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 PACKAGES=(
   g++ cmake make libboost1.81-dev libspdlog-dev libcli11-dev catch2
   python3 python3-uvicorn python3-fastapi python3-pytest
-  curl procps util-linux
+  curl procps util-linux systemd
 )
 
 install_packages() {
@@ -35,27 +36,38 @@ install_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# build DIR [cmake args...]
 build() {
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORRAL_WERROR=ON "$@" >/dev/null
-  cmake --build "$BUILD" -j "$JOBS"
+  local dir="$1"
+  shift
+  cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORRAL_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+# The whole suite twice: an optimised build, then one under AddressSanitizer and UBSan (Debug,
+# which compiles faster; the Python workers are not instrumented, corral is).
+run_tests() {
+  build "$BUILD"
+  ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
+  build "$BUILD-asan" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_SANITIZE=address,undefined
+  ctest --test-dir "$BUILD-asan" --output-on-failure -j "$JOBS"
 }
 
 case "${1:-}" in
   example)
     install_packages
-    build
+    build "$BUILD"
     cd "$ROOT"
     exec "$BUILD/corral" --workers 2 --bind 127.0.0.1:8000 --admin-bind 127.0.0.1:8081 \
       --python /usr/bin/python3 examples.app:app
     ;;
   test)
     install_packages
-    build
-    ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
+    run_tests
     ;;
   build)
     install_packages
-    build
+    build "$BUILD"
     ;;
   *)
     echo "usage: $0 example|test|build" >&2

@@ -39,8 +39,12 @@ void SignalRouter::route(int signo) {
     case SIGTERM: return supervisor_.gracefulStop("SIGTERM");
     case SIGINT: return supervisor_.quickStop("SIGINT", kExitInterrupted);
     case SIGQUIT: return supervisor_.quickStop("SIGQUIT", kExitOk);
+    case SIGHUP: return supervisor_.reload("SIGHUP");
+    case SIGTTIN: return supervisor_.scaleUp();
+    case SIGTTOU: return supervisor_.scaleDown();
     default:
-      spdlog::warn("{} received: not supported yet, ignored", signalName(signo));
+      // SIGTSTP: job control must never freeze a supervisor whose workers keep running.
+      spdlog::info("{} received: ignored", signalName(signo));
   }
 }
 

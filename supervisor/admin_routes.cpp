@@ -21,9 +21,14 @@ std::string statusJson(const SupervisorStatus& s, std::string_view extra) {
       lowerStateName(s.state), s.ready, s.alive, s.target, s.required, extra) + "\n";
 }
 
+// A failed reload leaves the old code serving; it shows on both endpoints until the next one.
+std::string reloadError(const SupervisorStatus& s) {
+  return s.reload_error.empty() ? "" : R"(,"reload_error":)" + jsonString(s.reload_error);
+}
+
 AdminResponse healthz(const SupervisorStatus& s) {
   const bool healthy = s.state != State::Stopped && s.alive > 0;
-  return {healthy ? 200 : 503, "application/json", statusJson(s, "")};
+  return {healthy ? 200 : 503, "application/json", statusJson(s, reloadError(s))};
 }
 
 std::string notReadyReason(const SupervisorStatus& s) {
@@ -33,10 +38,12 @@ std::string notReadyReason(const SupervisorStatus& s) {
 }
 
 AdminResponse ready(const SupervisorStatus& s) {
-  const bool serving = s.state == State::Starting || s.state == State::Running;
-  if (serving && s.ready >= s.required) return {200, "application/json", statusJson(s, "")};
+  const bool serving = s.state != State::Draining && s.state != State::Stopped;
+  if (serving && s.ready >= s.required) {
+    return {200, "application/json", statusJson(s, reloadError(s))};
+  }
   return {503, "application/json",
-          statusJson(s, R"(,"reason":)" + jsonString(notReadyReason(s)))};
+          statusJson(s, R"(,"reason":)" + jsonString(notReadyReason(s)) + reloadError(s))};
 }
 
 }  // namespace

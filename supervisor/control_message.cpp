@@ -17,6 +17,7 @@ constexpr std::array kPrefixes{
     Prefix{"READY=1", ControlMessage::Kind::Ready},
     Prefix{"WATCHDOG=1", ControlMessage::Kind::Watchdog},
     Prefix{"STATUS=", ControlMessage::Kind::Status},
+    Prefix{"RECYCLE=", ControlMessage::Kind::Recycle},
     Prefix{"BOOT_ERROR=", ControlMessage::Kind::BootError},
     Prefix{"CONFIG_ERROR=", ControlMessage::Kind::ConfigError},
 };

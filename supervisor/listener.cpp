@@ -1,6 +1,7 @@
 #include "supervisor/listener.hpp"
 
 #include <arpa/inet.h>
+#include <linux/filter.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
+#include <iterator>
 #include <cstring>
 #include <fstream>
 #include <utility>
@@ -172,6 +175,42 @@ Listener::~Listener() {
   if (fd_ < 0) return;
   ::close(fd_);
   if (!unlink_path_.empty()) ::unlink(unlink_path_.c_str());
+}
+
+// A classic BPF program run on every packet for the listening socket, with the packet starting
+// at the TCP header (tcp_filter runs after IP processing). It drops segments with SYN set and
+// ACK clear, i.e. new connection attempts; the handshakes and data of connections the kernel
+// already knows pass. The client of a dropped SYN retries it, and by then the address has
+// usually left the load balancer, or another instance answers.
+void Listener::gateNewConnections() const {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0 ||
+      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+    return;
+  }
+  constexpr std::uint8_t kTcpFlagsOffset = 13;
+  constexpr std::uint32_t kSyn = 0x02;
+  constexpr std::uint32_t kSynAck = 0x12;
+  sock_filter program[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, kTcpFlagsOffset),
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, kSynAck),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSyn, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0),           // a new connection: drop
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),  // anything else: keep whole
+  };
+  const sock_fprog fprog{static_cast<unsigned short>(std::size(program)), program};
+  ::setsockopt(fd_, SOL_SOCKET, SO_ATTACH_FILTER, &fprog, sizeof fprog);
+}
+
+std::size_t Listener::queuedConnections() const {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  // For a listening socket the kernel reports its accept queue length in tcpi_unacked.
+  if (::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || info.tcpi_state != TCP_LISTEN) {
+    return 0;
+  }
+  return info.tcpi_unacked;
 }
 
 int readSomaxconn() {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -27,6 +28,13 @@ class Listener {
   int fd() const { return fd_; }
   /// Gives up ownership: the caller closes the fd and removes any socket file.
   int release();
+
+  /// Drops new connection attempts (SYNs) from now on, for every process holding the socket,
+  /// while connections already in the queue, or in their handshake, go on and are served.
+  /// TCP only; a no-op for unix sockets.
+  void gateNewConnections() const;
+  /// Connections the kernel has queued that no worker has accepted yet (TCP only).
+  std::size_t queuedConnections() const;
   /// Where it listens, with the kernel's port when 0 was asked: "http://127.0.0.1:8000",
   /// "http://[::1]:8000", "unix:/run/app.sock", "fd://3".
   const std::string& url() const { return url_; }

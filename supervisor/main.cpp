@@ -13,6 +13,7 @@
 #include <cstring>
 #include <iostream>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include "config/config.hpp"
@@ -72,11 +73,26 @@ int run(const Config& config) {
   AsioClock clock(io);
   Notifier notifier(processEnvironment(), ::getpid());
   notifier.startWatchdog(clock);
-  Supervisor::Hooks hooks{[&](int code) {
-                            exit_code = code;
-                            io.stop();
-                          },
-                          [&](std::string_view message) { notifier.send(message); }};
+  std::mt19937 rng{std::random_device{}()};
+  Supervisor::Hooks hooks{
+      .on_stopped =
+          [&](int code) {
+            exit_code = code;
+            io.stop();
+          },
+      .notify = [&](std::string_view message) { notifier.send(message); },
+      .gate_listeners =
+          [&] {
+            for (const Listener& listener : listeners) listener.gateNewConnections();
+          },
+      .queued_connections =
+          [&] {
+            std::size_t queued = 0;
+            for (const Listener& listener : listeners) queued += listener.queuedConnections();
+            return queued;
+          },
+      .random = [&](int n) { return std::uniform_int_distribution<int>(0, n)(rng); },
+  };
   Supervisor supervisor(config, clock, spawner, WorkerCommand(config, fds, currentEnvironment()),
                         std::move(hooks));
   SignalRouter signals(io, supervisor);

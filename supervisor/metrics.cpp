@@ -20,7 +20,8 @@ std::string renderPrometheus(const Metrics& m, const SupervisorStatus& s) {
   out += fmt::format("corral_workers{{state=\"alive\"}} {}\n", s.alive);
   out += fmt::format("corral_workers{{state=\"desired\"}} {}\n", s.target);
   family(out, "corral_state", "gauge", "1 for the supervisor's current state.");
-  for (const State state : {State::Starting, State::Running, State::Draining, State::Stopped}) {
+  for (const State state :
+       {State::Starting, State::Running, State::Reloading, State::Draining, State::Stopped}) {
     out += fmt::format("corral_state{{state=\"{}\"}} {}\n", stateName(state), state == s.state ? 1 : 0);
   }
   family(out, "corral_worker_spawns_total", "counter", "Workers started.");
@@ -33,6 +34,10 @@ std::string renderPrometheus(const Metrics& m, const SupervisorStatus& s) {
   }
   family(out, "corral_orphans_reaped_total", "counter", "Reparented descendants reaped.");
   out += fmt::format("corral_orphans_reaped_total {}\n", m.orphans_reaped);
+  family(out, "corral_reload_failures_total", "counter", "Reloads abandoned: new code did not boot.");
+  out += fmt::format("corral_reload_failures_total {}\n", m.reload_failures);
+  family(out, "corral_generation", "gauge", "Reloads requested since start.");
+  out += fmt::format("corral_generation {}\n", s.generation);
   family(out, "corral_admin_requests_total", "counter", "Requests answered on the admin port.");
   out += fmt::format("corral_admin_requests_total {}\n", m.admin_requests);
   return out;

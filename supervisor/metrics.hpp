@@ -13,6 +13,7 @@ struct Metrics {
   std::uint64_t spawn_failures = 0;
   std::map<std::string, std::uint64_t> worker_exits;  ///< by reason: crash, hung, drained, ...
   std::uint64_t orphans_reaped = 0;
+  std::uint64_t reload_failures = 0;
   std::uint64_t admin_requests = 0;
 };
 

@@ -13,6 +13,7 @@
 #include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>
 #include <cerrno>
+#include <fstream>
 #include <csignal>
 
 namespace corral {
@@ -152,6 +153,15 @@ SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
 void PosixSpawner::signal(Pid pid, int signo, bool whole_group) {
   // Safe from pid reuse: a child's pid stays ours until the Reaper collects it.
   ::kill(whole_group ? -pid : pid, signo);
+}
+
+std::optional<std::uint64_t> PosixSpawner::residentBytes(Pid pid) const {
+  // statm's second field: resident pages.
+  std::ifstream statm("/proc/" + std::to_string(pid) + "/statm");
+  std::uint64_t size = 0;
+  std::uint64_t resident = 0;
+  if (!(statm >> size >> resident)) return std::nullopt;
+  return resident * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
 // Waits for readability and reads the datagrams itself, so an unread message never sits in

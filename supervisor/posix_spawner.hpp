@@ -29,6 +29,7 @@ class PosixSpawner final : public ProcessSpawner {
   void setListener(ChildListener& listener) override { listener_ = &listener; }
   SpawnResult spawn(const SpawnSpec& spec) override;
   void signal(Pid pid, int signo, bool whole_group) override;
+  std::optional<std::uint64_t> residentBytes(Pid pid) const override;
 
  private:
   struct Channel {

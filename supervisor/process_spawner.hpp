@@ -2,6 +2,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,6 +48,8 @@ class ProcessSpawner {
   virtual SpawnResult spawn(const SpawnSpec& spec) = 0;
   /// Sends `signo` to the worker, or to its whole process group (its own children too).
   virtual void signal(Pid pid, int signo, bool whole_group) = 0;
+  /// The worker's resident memory, if it can be read.
+  virtual std::optional<std::uint64_t> residentBytes(Pid pid) const = 0;
 };
 
 }  // namespace corral

@@ -55,23 +55,25 @@ WorkerCommand::WorkerCommand(const Config& config, std::vector<int> listener_fds
                [](const std::string& entry) { return !isCorralOnly(entry); });
 }
 
-std::string WorkerCommand::settingsJson(int slot) const {
+std::string WorkerCommand::settingsJson(int slot, int max_requests) const {
   // A quarter of --timeout: a heartbeat can be late three times before the worker counts as hung.
   const double heartbeat = seconds(config_.timeout) / 4.0;
+  const std::string limit =
+      max_requests > 0 ? fmt::format(R"("max_requests": {}, )", max_requests) : "";
   return fmt::format(
       R"({{"app": {}, "app_dir": {}, "factory": {}, "slot": {}, "sockets": {}, )"
-      R"("heartbeat_interval": {}, "uvicorn": {}}})",
+      R"("heartbeat_interval": {}, {}"uvicorn": {}}})",
       jsonString(config_.app), jsonString(config_.app_dir), config_.factory, slot,
-      jsonIntList(listener_fds_), heartbeat, uvicornJson(config_));
+      jsonIntList(listener_fds_), heartbeat, limit, uvicornJson(config_));
 }
 
-SpawnSpec WorkerCommand::specFor(int slot) const {
+SpawnSpec WorkerCommand::specFor(int slot, int max_requests) const {
   SpawnSpec spec;
   spec.slot = slot;
   spec.executable = config_.python;
   spec.args = {"-c", std::string(kWorkerShim)};
   spec.env = base_env_;
-  spec.env.push_back("CORRAL_WORKER_SETTINGS=" + settingsJson(slot));
+  spec.env.push_back("CORRAL_WORKER_SETTINGS=" + settingsJson(slot, max_requests));
   return spec;
 }
 

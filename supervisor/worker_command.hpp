@@ -16,10 +16,11 @@ class WorkerCommand {
   WorkerCommand(const Config& config, std::vector<int> listener_fds,
                 std::vector<std::string> environment);
 
-  SpawnSpec specFor(int slot) const;
+  /// `max_requests`: this worker's recycling limit, jitter included; 0 for none.
+  SpawnSpec specFor(int slot, int max_requests = 0) const;
 
-  /// The settings JSON for a slot; exposed for tests.
-  std::string settingsJson(int slot) const;
+  /// The settings JSON for a worker; exposed for tests.
+  std::string settingsJson(int slot, int max_requests = 0) const;
 
  private:
   const Config& config_;

@@ -38,6 +38,11 @@ PYTHON = sys.executable or "this Python"
 # heartbeat runs on its own timer on the event loop, so it keeps time below a second. "Never
 # again" must be a finite number: infinity would suppress the first call too.
 NO_MORE_NOTIFY = 365 * 24 * 3600.0
+# How long a stopping worker waits, no longer accepting, before uvicorn closes the connections
+# that have not sent a request yet (see WorkerServer.shutdown).
+ACCEPTED_LINGER = 0.5
+# How often the request count is compared with max_requests.
+REQUEST_CHECK = 0.1
 
 
 def die(message):
@@ -147,6 +152,16 @@ def make_server(uvicorn, config):
             self.corral_signal = sig
             super().handle_exit(sig, frame)
 
+        async def shutdown(self, sockets=None):
+            # uvicorn's shutdown closes every connection that has no request in progress, and
+            # that includes one accepted a moment ago whose request bytes are still on the way:
+            # its client would see the connection close unanswered. Stop accepting first, give
+            # such connections a moment to deliver their request, then shut down as usual.
+            for server in getattr(self, "servers", None) or []:
+                server.close()
+            await asyncio.sleep(ACCEPTED_LINGER)
+            await super().shutdown(sockets=sockets)
+
     return WorkerServer(config)
 
 
@@ -232,9 +247,10 @@ def app_traceback(exc):
 class Worker:
     """Boots the server, says READY once it serves, then sends heartbeats."""
 
-    def __init__(self, control, heartbeat):
+    def __init__(self, control, heartbeat, max_requests):
         self.control = control
         self.heartbeat = heartbeat
+        self.max_requests = max_requests
         self.logs = BootLogs()
         self.config = self.server = None  # set once uvicorn is imported
         self.ready = False
@@ -246,14 +262,26 @@ class Worker:
         self.ready = True
         self.logs.release()
         self.control.send("READY")
+        loop = asyncio.get_running_loop()
         if self.heartbeat > 0:
-            self.beat(asyncio.get_running_loop())
+            self.beat(loop)
+        if self.max_requests:
+            self.count_requests(loop)
 
     def beat(self, loop):
         # A timer on the event loop: a blocked loop stops the heartbeats, which is how corral
         # finds a hung worker.
         self.control.send("WATCHDOG", block=False)
         loop.call_later(self.heartbeat, self.beat, loop)
+
+    def count_requests(self, loop):
+        # At its limit the worker asks corral for a replacement and keeps serving: corral stops
+        # it once the replacement is READY, so no request waits for a worker to boot.
+        served = self.server.server_state.total_requests
+        if served >= self.max_requests:
+            self.control.send("RECYCLE", f"served {served} requests (limit {self.max_requests})")
+        else:
+            loop.call_later(REQUEST_CHECK, self.count_requests, loop)
 
     def run(self, socks):
         """Imports the app and serves until told to stop; returns the exit status."""
@@ -302,7 +330,8 @@ def main():
     uvicorn = import_uvicorn(control)
     sys.path.insert(0, os.path.abspath(settings.get("app_dir", ".")))
 
-    worker = Worker(control, settings.get("heartbeat_interval") or 0)
+    worker = Worker(control, settings.get("heartbeat_interval") or 0,
+                    settings.get("max_requests"))
     worker.config = make_config(uvicorn, settings, worker, control)  # configures logging
     worker.logs.capture()
     worker.server = make_server(uvicorn, worker.config)

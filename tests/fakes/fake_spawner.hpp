@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cerrno>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,13 +37,20 @@ class FakeSpawner final : public ProcessSpawner {
     signals.push_back({pid, signo, whole_group});
   }
 
+  std::optional<std::uint64_t> residentBytes(Pid pid) const override {
+    const auto it = resident.find(pid);
+    if (it == resident.end()) return std::nullopt;
+    return it->second;
+  }
+
   void message(Pid pid, std::string_view text) { listener_->onChildMessage(pid, text); }
   void exit(Pid pid, ExitStatus status) { listener_->onChildExit(pid, status); }
 
   std::vector<SpawnSpec> spawned;
   std::vector<Pid> pids;  ///< pid of each successful spawn, in order
   std::vector<Signal> signals;
-  int failing_spawns = 0;  ///< how many of the next spawns fail with ENOENT
+  int failing_spawns = 0;
+  std::map<Pid, std::uint64_t> resident;  ///< what residentBytes reports  ///< how many of the next spawns fail with ENOENT
 
  private:
   ChildListener* listener_ = nullptr;

@@ -125,6 +125,52 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
+def pid_namespace(pid: int) -> str | None:
+    """The pid namespace PID lives in ("pid:[4026531836]"), or None if it is gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None
+
+
+def namespace_members(init_host_pid: int) -> dict[int, int]:
+    """Every live process in the pid namespace whose init has host pid init_host_pid:
+    {pid inside the namespace: pid on the host}, read from the NSpid line of /proc/PID/status."""
+    ns = pid_namespace(init_host_pid)
+    members = {}
+    if ns is None:
+        return members
+    for pid in _all_pids():
+        if pid_namespace(pid) != ns:
+            continue
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("NSpid:"):
+                members[int(line.split()[-1])] = pid
+    return members
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for candidate in _all_pids():
+        fields = _proc_stat(candidate)
+        if fields is not None and int(fields[1]) == pid:
+            found.append(candidate)
+    return found
+
+
+def proc_state(pid: int) -> str | None:
+    """The one-letter state of /proc/PID/stat (R, S, T, Z...), or None if PID is gone."""
+    fields = _proc_stat(pid)
+    return fields[0] if fields else None
+
+
+ANSI_ESCAPE = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 def parse_log_time(ts: str) -> datetime.datetime | None:
     try:
         return datetime.datetime.fromisoformat(ts.replace("Z", ""))
@@ -308,6 +354,11 @@ def socket_owner(inode: int, pids) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
+# Run by a session leader whose stdin is a terminal: make it the controlling terminal, then exec.
+_TAKE_TTY = ("import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+             "os.execvp(sys.argv[1], sys.argv[1:])")
+
+
 @dataclass
 class LogEntry:
     ts: str
@@ -328,6 +379,18 @@ class Corral:
     _admin_port: int | None = None
     stderr_path: Path = field(init=False)
     stdout_path: Path = field(init=False)
+    # pidns: corral runs as PID 1 of a new pid namespace (`unshare -p -f --mount-proc`); proc is
+    # then the unshare process, main_pid corral's host pid, and the worker pids in the log are
+    # pids inside the namespace (host_pid() translates them).
+    pidns: bool = False
+    # tty: corral's stdin, stdout and stderr are a pseudo-terminal whose controlling process
+    # corral is (Ctrl-C reaches it); what it writes there is copied, colours stripped, into
+    # stderr_path so that the log helpers work unchanged. tty_master is the terminal's side.
+    tty: bool = False
+    tty_master: int | None = field(default=None, init=False)
+    _tty_reader: threading.Thread | None = field(default=None, init=False)
+    _main_pid: int | None = field(default=None, init=False)
+    _host_pids: dict[int, int] = field(default_factory=dict, init=False)
 
     def __post_init__(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -337,19 +400,99 @@ class Corral:
     def start(self, wrapper: list[str] | None = None, pass_fds: tuple[int, ...] = ()) -> "Corral":
         # Under a wrapper that drops privileges the process gets a working directory anyone
         # may enter, since pytest's tmp_path is private to root.
+        wrapper = list(wrapper or [])
+        if self.pidns:
+            wrapper = ["unshare", "--pid", "--fork", "--mount-proc", *wrapper]
+        if self.tty:
+            # After start_new_session's setsid(), this takes the terminal on stdin as the
+            # session's controlling terminal, then execs the rest in place (same pid).
+            wrapper = [PYTHON, "-c", _TAKE_TTY, *wrapper]
+        if self.tty:
+            return self._start_on_tty(wrapper, pass_fds)
         with open(self.stderr_path, "wb") as err, open(self.stdout_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [*(wrapper or []), *self.args], stdin=subprocess.DEVNULL, stdout=out,
+                [*wrapper, *self.args], stdin=subprocess.DEVNULL, stdout=out,
                 stderr=err, env=self.env, cwd="/" if wrapper else self.workdir,
                 start_new_session=True, pass_fds=pass_fds)
         self.started_at = time.monotonic()
         return self
+
+    def _start_on_tty(self, wrapper: list[str], pass_fds: tuple[int, ...]) -> "Corral":
+        master, slave = os.openpty()
+        self.stdout_path.write_bytes(b"")
+        try:
+            self.proc = subprocess.Popen(
+                [*wrapper, *self.args], stdin=slave, stdout=slave, stderr=slave, env=self.env,
+                cwd="/", start_new_session=True, pass_fds=pass_fds)
+        finally:
+            os.close(slave)
+        self.tty_master = master
+        self.started_at = time.monotonic()
+        self._tty_reader = threading.Thread(target=self._copy_tty, daemon=True)
+        self._tty_reader.start()
+        return self
+
+    def _copy_tty(self) -> None:
+        """Copies the terminal's output to stderr_path line by line, without colour codes.
+        Ends when every process holding the terminal's other side has closed it (EIO)."""
+        pending = b""
+        with open(self.stderr_path, "wb") as log:
+            while True:
+                try:
+                    chunk = os.read(self.tty_master, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    log.write(ANSI_ESCAPE.sub(b"", line).rstrip(b"\r") + b"\n")
+                log.flush()
+            if pending:
+                log.write(ANSI_ESCAPE.sub(b"", pending))
+
+    def close_tty(self) -> None:
+        if self._tty_reader is not None:
+            self._tty_reader.join(5)
+        if self.tty_master is not None:
+            os.close(self.tty_master)
+            self.tty_master = None
 
     # ---- process -----------------------------------------------------------------------------
 
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    @property
+    def main_pid(self) -> int:
+        """corral's own pid on the host: proc's pid, or under pidns the child of unshare."""
+        if not self.pidns:
+            return self.proc.pid
+        if self._main_pid is None:
+            def child():
+                if self.proc.poll() is not None:
+                    pytest.fail(f"unshare exited (code {self.proc.returncode}) before corral "
+                                f"could be found; log:\n{self.tail()}")
+                found = children_of(self.proc.pid)
+                return found[0] if found else None
+            self._main_pid = wait_until(child, STARTUP_DEADLINE, "corral under unshare")
+        return self._main_pid
+
+    def host_pid(self, pid: int) -> int | None:
+        """The host pid of a pid from corral's log (the same pid unless pidns), or None when
+        that process cannot be found (any more)."""
+        if not self.pidns:
+            return pid
+        if pid not in self._host_pids and self.proc is not None and self.running:
+            self._host_pids.update(namespace_members(self.main_pid))
+        return self._host_pids.get(pid)
+
+    def host_worker_pids(self) -> list[int]:
+        """all_worker_pids() as host pids (under pidns only those that could be translated)."""
+        pids = [self.host_pid(pid) for pid in self.all_worker_pids()]
+        return [pid for pid in pids if pid is not None]
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -361,6 +504,11 @@ class Corral:
         return self.poll() is None
 
     def send_signal(self, sig: int) -> None:
+        if self.pidns:
+            # unshare blocks SIGTERM and SIGINT while it waits: the signal goes to corral.
+            if self.running:
+                os.kill(self.main_pid, sig)
+            return
         self.proc.send_signal(sig)
 
     def wait_exit(self, timeout: float = EXIT_DEADLINE) -> int:
@@ -374,7 +522,7 @@ class Corral:
     def kill_tree(self) -> None:
         """SIGKILLs corral, everything below it or in its session, and every worker it logged."""
         victims = _descendants_and_session(self.pid) if self.proc else set()
-        for pid in self.all_worker_pids():
+        for pid in self.host_worker_pids():
             if pid_alive(pid) and any("python" in part for part in _cmdline(pid)[:1]):
                 victims.add(pid)
         if self.proc and self.running:
@@ -389,6 +537,7 @@ class Corral:
                 self.returncode = self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        self.close_tty()
 
     # ---- log ---------------------------------------------------------------------------------
 
@@ -564,11 +713,14 @@ class CorralFactory:
 
     def start(self, *extra: str, env: dict[str, str] | None = None, wait_ready: bool = True,
               raw_args: list[str] | None = None, wrapper: list[str] | None = None,
-              pass_fds: tuple[int, ...] = (), **command_kwargs) -> Corral:
+              pass_fds: tuple[int, ...] = (), pidns: bool = False, tty: bool = False,
+              **command_kwargs) -> Corral:
         """Starts corral. By default: 2 workers of apps.basic:app on free ports, and waits until
-        every worker is ready."""
+        every worker is ready. pidns=True runs it as PID 1 of a new pid namespace; tty=True on
+        a pseudo-terminal it controls (see Corral)."""
         args = raw_args if raw_args is not None else self.command(*extra, **command_kwargs)
-        instance = Corral(args, self.clean_env(env), self.tmp_path / f"corral{len(self.started)}")
+        instance = Corral(args, self.clean_env(env), self.tmp_path / f"corral{len(self.started)}",
+                          pidns=pidns, tty=tty)
         self.started.append(instance)
         instance.start(wrapper, pass_fds)
         if wait_ready:
@@ -593,6 +745,7 @@ class CorralFactory:
         problems = []
         if instance.proc is None:
             return problems
+        workers = instance.host_worker_pids()  # under pidns, translated while corral runs
         if instance.running:
             # Stopping with SIGTERM checks, after every test, that corral drains and leaves
             # nothing behind. Tests that leave workers busy pass a short --graceful-timeout.
@@ -604,10 +757,9 @@ class CorralFactory:
                                 f"{EXIT_DEADLINE:.0f} s")
         if not instance.running:
             deadline = time.monotonic() + 3.0
-            while time.monotonic() < deadline and any(
-                    pid_alive(p) for p in instance.all_worker_pids()):
+            while time.monotonic() < deadline and any(pid_alive(p) for p in workers):
                 time.sleep(0.02)
-            left = [p for p in instance.all_worker_pids() if pid_alive(p)]
+            left = [p for p in workers if pid_alive(p)]
             if left:
                 problems.append(f"worker pids {left} still alive after corral "
                                 f"(pid {instance.pid}) exited")

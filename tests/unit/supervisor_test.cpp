@@ -29,11 +29,19 @@ struct Harness {
   FakeSpawner spawner;
   std::optional<int> stopped_with;
   std::vector<std::string> notified;
+  bool gated = false;
+  std::size_t queued = 0;  ///< what the listen queues hold
+  int next_random = 0;
   std::unique_ptr<Supervisor> supervisor;
 
   Supervisor& start() {
-    Supervisor::Hooks hooks{[this](int code) { stopped_with = code; },
-                            [this](std::string_view m) { notified.emplace_back(m); }};
+    Supervisor::Hooks hooks{
+        .on_stopped = [this](int code) { stopped_with = code; },
+        .notify = [this](std::string_view m) { notified.emplace_back(m); },
+        .gate_listeners = [this] { gated = true; },
+        .queued_connections = [this] { return queued; },
+        .random = [this](int n) { return std::min(n, next_random); },
+    };
     supervisor = std::make_unique<Supervisor>(config, clock, spawner, WorkerCommand(config, {3}, {}),
                                               std::move(hooks));
     supervisor->start();
@@ -300,6 +308,7 @@ TEST_CASE("The service manager hears READY once all serve, then STOPPING", "[uni
   h.notified.clear();
   s.gracefulStop("SIGTERM");
   CHECK(h.notified == std::vector<std::string>{"STOPPING=1\nEXTEND_TIMEOUT_USEC=13000000",
+                                               "STATUS=Draining: 2 of 2 workers ready (SIGTERM)",
                                                "STATUS=Draining: 0 of 2 workers ready (SIGTERM)"});
 }
 
