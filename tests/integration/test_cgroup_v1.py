@@ -13,6 +13,7 @@ removes the cgroup it made even when a test fails.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -34,6 +35,11 @@ ENTER = 'echo $$ > "$0" && exec "$@"'
 
 def v1_cpu_mount() -> Path | None:
     """The mount point of the v1 hierarchy that holds the cpu controller, if any."""
+    return v1_mount("cpu")
+
+
+def v1_mount(controller: str) -> Path | None:
+    """The mount point of the v1 hierarchy that holds `controller`, if any."""
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
@@ -46,20 +52,23 @@ def v1_cpu_mount() -> Path | None:
         if len(fields) < dash + 4 or fields[dash + 1] != "cgroup":
             continue
         # The super options name the controllers; "cpuacct" and "cpuset" are not "cpu".
-        if "cpu" in fields[dash + 3].split(","):
+        if controller in fields[dash + 3].split(","):
             return Path(fields[4].replace("\\040", " "))
     return None
 
 
-class CpuCgroup:
-    """A v1 cpu cgroup with a CFS quota, made for one test and removed after it."""
+class V1Cgroup:
+    """A v1 cgroup made for one test and removed after it; `settings` are written in order."""
 
-    def __init__(self, mount: Path, quota_us: int, period_us: int):
+    def __init__(self, mount: Path, settings: list[tuple[str, int]]):
         self.path = mount / f"corral-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.path.mkdir()
-        # Period first: the kernel checks the quota against the period already in place.
-        (self.path / "cpu.cfs_period_us").write_text(f"{period_us}\n")
-        (self.path / "cpu.cfs_quota_us").write_text(f"{quota_us}\n")
+        try:
+            for name, value in settings:
+                (self.path / name).write_text(f"{value}\n")
+        except OSError:
+            self.remove()
+            raise
 
     @property
     def procs(self) -> Path:
@@ -96,6 +105,15 @@ class CpuCgroup:
                 time.sleep(0.05)
 
 
+class CpuCgroup(V1Cgroup):
+    """A v1 cpu cgroup with a CFS quota."""
+
+    def __init__(self, mount: Path, quota_us: int, period_us: int):
+        # Period first: the kernel checks the quota against the period already in place.
+        super().__init__(mount, [("cpu.cfs_period_us", period_us),
+                                 ("cpu.cfs_quota_us", quota_us)])
+
+
 @pytest.fixture
 def half_cpu_cgroup():
     """A cgroup limited to 0.5 CPUs (50000/100000), or a skip saying why there cannot be one."""
@@ -128,8 +146,8 @@ def test_a_child_in_the_cgroup_is_confined_but_nproc_sees_every_cpu(half_cpu_cgr
 
 
 def test_corral_runs_inside_the_cgroup(half_cpu_cgroup):
-    """Placeholder until `--workers auto` is wired into corral: the binary starts and exits
-    cleanly from inside the cgroup, through the same wrapper the real test uses."""
+    """The binary starts and exits cleanly from inside the cgroup, through the same wrapper the
+    tests below use, and leaves nothing in it."""
     result = subprocess.run(half_cpu_cgroup.wrap(CORRAL_BIN, "--help"), capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
@@ -137,13 +155,91 @@ def test_corral_runs_inside_the_cgroup(half_cpu_cgroup):
     assert half_cpu_cgroup.members() == []
 
 
-@pytest.mark.skip(reason="--workers auto is not wired into corral yet: remove this mark when it is")
 def test_workers_auto_follows_the_quota_not_the_host(half_cpu_cgroup, corral):
-    """0.5 CPUs rounds down to 1 worker (at least 1), where gunicorn would count host CPUs."""
-    if len(os.sched_getaffinity(0)) < 2:
+    """0.5 CPUs rounds down to 1 worker (at least 1), where gunicorn would count host CPUs;
+    nproc in the same cgroup says every CPU of the affinity mask."""
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < 2:
         pytest.skip("one CPU: the quota and the CPU count give the same answer")
+    nproc = subprocess.run(half_cpu_cgroup.wrap("nproc"), capture_output=True, text=True,
+                           timeout=30, check=True).stdout
+    assert int(nproc) == cpus
     c = corral.start("--workers", "auto", workers=None, wrapper=half_cpu_cgroup.wrap())
+    match = c.wait_for_log(r"starting (\d+) workers? \((.*)\) for ")
+    print("corral:", match.group(0))
+    assert match.group(1) == "1", match.group(0)
     c.wait_for_log(r"auto: 1 worker from cgroup v1 cpu\.cfs_quota_us/cpu\.cfs_period_us "
                    rf"{QUOTA_US}/{PERIOD_US} at \S*{half_cpu_cgroup.path.name}")
+    assert re.search(rf"affinity {cpus} CPUs", match.group(2)), match.group(2)
     assert len({slot for slot, _ in c.spawns()}) == 1
     assert c.pid in half_cpu_cgroup.members()
+    assert set(c.worker_pids().values()) <= set(half_cpu_cgroup.members())
+    assert c.get("/").status == 200
+
+
+def test_workers_auto_is_the_default(half_cpu_cgroup, corral):
+    """Neither --workers nor WEB_CONCURRENCY: auto, so the quota decides here too."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: the quota and the CPU count give the same answer")
+    c = corral.start(workers=None, wrapper=half_cpu_cgroup.wrap())
+    assert c.wait_for_log(r"starting (\d+) workers? \(auto: ").group(1) == "1"
+
+
+@pytest.mark.parametrize("args, env, source", [
+    pytest.param(["--workers", "3"], {}, "--workers", id="flag"),
+    pytest.param([], {"WEB_CONCURRENCY": "3"}, "WEB_CONCURRENCY", id="web-concurrency"),
+    pytest.param(["--workers", "3"], {"WEB_CONCURRENCY": "1"}, "--workers", id="flag-wins"),
+])
+def test_an_explicit_worker_count_is_exact_even_under_a_quota(half_cpu_cgroup, corral, args,
+                                                              env, source):
+    c = corral.start(*args, workers=None, env=env, wrapper=half_cpu_cgroup.wrap(),
+                     wait_ready=False)
+    match = c.wait_for_log(r"starting (\d+) workers? \((.*)\) for ")
+    assert match.group(1) == "3" and source in match.group(2), match.group(0)
+    c.wait_ready(3)
+    assert len(c.spawns()) == 3, c.spawns()
+    assert set(c.worker_pids().values()) <= set(half_cpu_cgroup.members())
+
+
+MEMORY_LIMIT = 600 * 1024 * 1024
+
+
+@pytest.fixture
+def memory_cgroup():
+    """A v1 memory cgroup limited to 600 MiB (no CPU quota), or a skip saying why not."""
+    if os.geteuid() != 0:
+        pytest.skip("making a cgroup needs root")
+    mount = v1_mount("memory")
+    if mount is None:
+        pytest.skip("no cgroup v1 hierarchy with the memory controller is mounted")
+    try:
+        cgroup = V1Cgroup(mount, [("memory.limit_in_bytes", MEMORY_LIMIT)])
+    except OSError as error:
+        pytest.skip(f"cannot make a memory cgroup under {mount}: {error}")
+    try:
+        yield cgroup
+    finally:
+        cgroup.remove()
+
+
+def test_worker_memory_budget_caps_auto_at_the_memory_limit(memory_cgroup, corral):
+    """2 CPUs, but 600 MiB / a 512 MiB budget allows 1 worker."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: the CPU count alone gives 1 worker")
+    c = corral.start("--worker-memory-budget", "512Mi", workers=None,
+                     wrapper=memory_cgroup.wrap())
+    match = c.wait_for_log(r"starting (\d+) workers? \((.*)\) for ")
+    print("corral:", match.group(0))
+    assert match.group(1) == "1", match.group(0)
+    assert "memory.limit_in_bytes" in match.group(2) and "600Mi" in match.group(2)
+    assert len(c.spawns()) == 1
+
+
+def test_admin_endpoints_show_how_the_worker_count_was_derived(half_cpu_cgroup, corral):
+    """Issue 3: 'corral logs how it derived the number and shows it on the admin endpoints.'"""
+    c = corral.start("--workers", "auto", workers=None, wrapper=half_cpu_cgroup.wrap())
+    bodies = {path: c.admin(path).text for path in ("/healthz", "/ready", "/metrics")}
+    shown = {path: body for path, body in bodies.items()
+             if "cfs_quota_us" in body or "auto" in body}
+    assert shown, ("no admin endpoint says where the worker count came from (auto, the v1 "
+                   f"quota); they answer:\n" + "\n".join(f"{p}: {b}" for p, b in bodies.items()))

@@ -382,7 +382,7 @@ def test_listen_pid_of_another_process_is_ignored(corral):
     stray_fd = high_fd(stray)
     try:
         c = corral.start(workers=1, pass_fds=(stray_fd,),
-                         wrapper=["/bin/sh", "-c", f'exec 3<&{stray_fd} {stray_fd}<&-; exec "$@"',
+                         wrapper=["/bin/bash", "-c", f'exec 3<&{stray_fd} {stray_fd}<&-; exec "$@"',
                                   "sh"],
                          env={"LISTEN_PID": "1", "LISTEN_FDS": "1", "LISTEN_FDNAMES": "http"})
         urls = [m["url"] for m in c.find_log(r"listening on (?P<url>.+)$")]
@@ -408,7 +408,7 @@ def test_listen_fdnames_that_do_not_match_listen_fds_exit_2(corral, count, names
     moves = " ".join(f"{3 + i}<&{fd} {fd}<&-" for i, fd in enumerate(fds))
     try:
         c = corral.start(workers=1, wait_ready=False, pass_fds=tuple(fds),
-                         wrapper=["/bin/sh", "-c",
+                         wrapper=["/bin/bash", "-c",
                                   f'export LISTEN_PID=$$; exec {moves}; exec "$@"', "sh"],
                          env={"LISTEN_FDS": count, "LISTEN_FDNAMES": names})
         rc = c.wait_exit()
