@@ -2,6 +2,8 @@
 
     /               200, a 13-byte text body
     /sleep?ms=N     200 after asyncio.sleep(N ms) (default 100, at most 60000): a slow request
+    /grow?kb=N      200, and the worker keeps N KiB more (default 32, at most 1024) for good:
+                    the lifecycle benchmark's memory recycling load (lifecycle.py)
 
 It speaks the lifespan protocol (startup/shutdown complete) so every server logs
 "Application startup complete." once per worker, which bench.py uses to see all workers ready.
@@ -12,6 +14,14 @@ from urllib.parse import parse_qs
 
 BODY = b"Hello, world\n"
 HEADERS = [(b"content-type", b"text/plain"), (b"content-length", str(len(BODY)).encode())]
+KEPT = []  # what /grow keeps; filled with non-zero bytes so that the pages are really resident
+
+
+def query_int(scope, name, default):
+    try:
+        return int(parse_qs(scope["query_string"].decode()).get(name, [str(default)])[0])
+    except ValueError:
+        return default
 
 
 async def app(scope, receive, send):
@@ -27,11 +37,10 @@ async def app(scope, receive, send):
     if kind != "http":
         return
     if scope["path"] == "/sleep":
-        try:
-            ms = int(parse_qs(scope["query_string"].decode()).get("ms", ["100"])[0])
-        except ValueError:
-            ms = 100
+        ms = query_int(scope, "ms", 100)
         await asyncio.sleep(min(max(ms, 0), 60000) / 1000)
+    elif scope["path"] == "/grow":
+        KEPT.append(b"\x01" * (min(max(query_int(scope, "kb", 32), 0), 1024) * 1024))
     elif scope["path"] != "/":
         await send({"type": "http.response.start", "status": 404,
                     "headers": [(b"content-length", b"0")]})

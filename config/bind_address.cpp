@@ -24,9 +24,7 @@ constexpr std::size_t kMaxUnixPath = sizeof(sockaddr_un::sun_path) - 1;
 class Failer {
  public:
   Failer(std::string_view text, std::string_view what) : text_(text), what_(what) {}
-  [[noreturn]] void operator()(std::string_view reason) const {
-    failInput(what_, text_, reason);
-  }
+  [[noreturn]] void operator()(std::string_view reason) const { failInput(what_, text_, reason); }
 
  private:
   std::string_view text_;

@@ -105,8 +105,7 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--factory", "", Group::Uvicorn, "APP is a factory: call it without arguments to get the app"},
     {"--[no-]access-log", "", Group::Uvicorn, "Log every request [on]"},
     {"--app-dir", "DIR", Group::Uvicorn, "Directory put first on sys.path to import APP from [.]"},
-    {"--pidfile", "PATH", Group::Process,
-     "Write corral's pid to PATH once bound; removed at exit"},
+    {"--pidfile", "PATH", Group::Process, "Write corral's pid to PATH once bound; removed at exit"},
     {"--user", "USER", Group::Process,
      "Run the workers as USER (name or uid); corral starts as\n"
      "root, binds, then drops privileges for them"},
@@ -580,13 +579,13 @@ unsigned parseUmask(const Input& input) {
 }
 
 void applyProcess(const Inputs& inputs, Config& config) {
-  apply(inputs.get("--pidfile"), config.pidfile, [](const Input& in) {
-    return parseNonEmpty(in, "expected a file path");
-  });
+  apply(inputs.get("--pidfile"), config.pidfile,
+        [](const Input& in) { return parseNonEmpty(in, "expected a file path"); });
   apply(inputs.get("--umask"), config.umask, parseUmask);
   const auto user = inputs.get("--user");
   const auto group = inputs.get("--group");
-  if (group && !user) fail(*group, "needs --user too: corral drops privileges for the workers as a whole");
+  if (group && !user)
+    fail(*group, "needs --user too: corral drops privileges for the workers as a whole");
   if (user) {
     config.user = resolveWorkerUser(user->source, user->text, group ? group->source : "",
                                     group ? std::optional(group->text) : std::nullopt);

@@ -30,38 +30,38 @@ struct WorkerUser {
 
 /// Everything corral was asked to do, validated. Defaults live here and nowhere else.
 struct Config {
-  std::string app;                           ///< "module:attribute"
-  int workers = 1;                           ///< --workers, CORRAL_WORKERS, WEB_CONCURRENCY, auto
-  std::string workers_reason = "default";    ///< how the count was chosen, for the log
+  std::string app;                         ///< "module:attribute"
+  int workers = 1;                         ///< --workers, CORRAL_WORKERS, WEB_CONCURRENCY, auto
+  std::string workers_reason = "default";  ///< how the count was chosen, for the log
   std::optional<std::uint64_t> worker_memory_budget;  ///< bytes per worker, for --workers auto
-  std::vector<BindAddress> binds;            ///< never empty after parsing
-  std::optional<BindAddress> admin_bind;     ///< nullopt when --admin-bind none
+  std::vector<BindAddress> binds;                     ///< never empty after parsing
+  std::optional<BindAddress> admin_bind;              ///< nullopt when --admin-bind none
   int backlog = 2048;
-  std::optional<int> limit_concurrency;      ///< per worker, passed to uvicorn
+  std::optional<int> limit_concurrency;  ///< per worker, passed to uvicorn
   Duration timeout_keep_alive{5000};
-  Duration timeout{30000};                   ///< heartbeat timeout; zero disables
+  Duration timeout{30000};  ///< heartbeat timeout; zero disables
   Duration graceful_timeout{30000};
   Duration startup_timeout{60000};
-  Duration drain_delay{0};                   ///< SIGTERM: serve this long with /ready failing
-  int max_surge = 1;                         ///< workers a reload starts ahead of the old ones
-  int max_requests = 0;                      ///< recycle a worker after this many; 0: never
-  int max_requests_jitter = 0;               ///< plus random(0..jitter), drawn per worker
+  Duration drain_delay{0};      ///< SIGTERM: serve this long with /ready failing
+  int max_surge = 1;            ///< workers a reload starts ahead of the old ones
+  int max_requests = 0;         ///< recycle a worker after this many; 0: never
+  int max_requests_jitter = 0;  ///< plus random(0..jitter), drawn per worker
   std::optional<std::uint64_t> max_worker_memory;  ///< recycle above this resident size
-  int min_ready = 0;                         ///< workers needed for /ready; 0 means all
-  std::optional<bool> proxy_headers;         ///< unset: uvicorn's own default
+  int min_ready = 0;                               ///< workers needed for /ready; 0 means all
+  std::optional<bool> proxy_headers;               ///< unset: uvicorn's own default
   std::optional<std::string> forwarded_allow_ips;
   std::string root_path;
-  std::string lifespan = "auto";             ///< auto | on | off
+  std::string lifespan = "auto";  ///< auto | on | off
   std::string http = "auto";
   std::string loop = "auto";
   bool factory = false;
   bool access_log = true;
   std::string app_dir = ".";
-  std::string python;                        ///< absolute path of the interpreter
+  std::string python;  ///< absolute path of the interpreter
   LogLevel log_level = LogLevel::Info;
-  std::string pidfile;                       ///< empty: none
-  std::optional<WorkerUser> user;            ///< nullopt: workers run as corral does
-  std::optional<unsigned> umask;             ///< applied before binding (unix sockets, pidfile)
+  std::string pidfile;             ///< empty: none
+  std::optional<WorkerUser> user;  ///< nullopt: workers run as corral does
+  std::optional<unsigned> umask;   ///< applied before binding (unix sockets, pidfile)
 };
 
 /// Looks up an environment variable; injected so tests need not touch the real environment.

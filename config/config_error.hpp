@@ -21,6 +21,7 @@ std::string describeInput(std::string_view source, std::string_view text);
 std::string printable(std::string_view text);
 
 /// Throws ConfigError "<describeInput>: <reason>".
-[[noreturn]] void failInput(std::string_view source, std::string_view text, std::string_view reason);
+[[noreturn]] void failInput(std::string_view source, std::string_view text,
+                            std::string_view reason);
 
 }  // namespace corral

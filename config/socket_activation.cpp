@@ -43,7 +43,8 @@ std::vector<ActivatedSocket> activatedSockets(const EnvLookup& env, int self_pid
     names = splitNames(*names_text);
     if (names.size() != static_cast<std::size_t>(*count)) {
       throw ConfigError("LISTEN_FDNAMES has " + std::to_string(names.size()) + " names for " +
-                        std::to_string(*count) + " sockets in LISTEN_FDS; fix FileDescriptorName= "
+                        std::to_string(*count) +
+                        " sockets in LISTEN_FDS; fix FileDescriptorName= "
                         "in the .socket unit");
     }
   }

@@ -54,7 +54,8 @@ std::vector<unsigned> supplementaryGroups(const char* name, gid_t primary) {
 }  // namespace
 
 WorkerUser resolveWorkerUser(std::string_view user_source, const std::string& user,
-                             std::string_view group_source, const std::optional<std::string>& group) {
+                             std::string_view group_source,
+                             const std::optional<std::string>& group) {
   if (::geteuid() != 0) {
     failInput(user_source, user,
               "switching the workers to another user needs corral to start as root; drop the "

@@ -12,6 +12,7 @@ namespace corral {
 /// group) and the user's supplementary groups. corral must run as root to switch to them.
 /// Throws ConfigError naming the input (`user_source` is "--user" or "CORRAL_USER").
 WorkerUser resolveWorkerUser(std::string_view user_source, const std::string& user,
-                             std::string_view group_source, const std::optional<std::string>& group);
+                             std::string_view group_source,
+                             const std::optional<std::string>& group);
 
 }  // namespace corral

@@ -17,8 +17,9 @@ std::string lowerStateName(State state) {
 
 std::string statusJson(const SupervisorStatus& s, std::string_view extra) {
   return fmt::format(
-      R"({{"state":"{}","workers":{{"ready":{},"alive":{},"total":{},"required":{}}}{}}})",
-      lowerStateName(s.state), s.ready, s.alive, s.target, s.required, extra) + "\n";
+             R"({{"state":"{}","workers":{{"ready":{},"alive":{},"total":{},"required":{}}}{}}})",
+             lowerStateName(s.state), s.ready, s.alive, s.target, s.required, extra) +
+         "\n";
 }
 
 // A failed reload leaves the old code serving; it shows on both endpoints until the next one.

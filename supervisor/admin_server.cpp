@@ -1,5 +1,6 @@
 #include "supervisor/admin_server.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,7 +10,6 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
-#include <fmt/format.h>
 
 #include "supervisor/listener.hpp"
 
@@ -34,7 +34,8 @@ bool iequals(std::string_view a, std::string_view b) {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -118,19 +119,20 @@ class AdminServer::Session : public std::enable_shared_from_this<Session> {
     buffer_.consume(n);
     const auto request = parseHead(head);
     if (!request) return reply({400, "text/plain", "bad request\n"}, false, false);
-    reply(handler_(request->method, request->target), request->method == "HEAD", request->keep_alive);
+    reply(handler_(request->method, request->target), request->method == "HEAD",
+          request->keep_alive);
   }
 
   void reply(const AdminResponse& response, bool head_only, bool keep_alive) {
     out_ = renderResponse(response, head_only, keep_alive);
-    asio::async_write(socket_, asio::buffer(out_),
-                      [self = shared_from_this(), keep_alive](const boost::system::error_code& ec,
-                                                              std::size_t) {
-                        if (!ec && keep_alive) return self->readRequest();
-                        boost::system::error_code ignored;
-                        self->socket_.shutdown(Socket::shutdown_both, ignored);
-                        self->socket_.close(ignored);
-                      });
+    asio::async_write(
+        socket_, asio::buffer(out_),
+        [self = shared_from_this(), keep_alive](const boost::system::error_code& ec, std::size_t) {
+          if (!ec && keep_alive) return self->readRequest();
+          boost::system::error_code ignored;
+          self->socket_.shutdown(Socket::shutdown_both, ignored);
+          self->socket_.close(ignored);
+        });
   }
 
   Socket socket_;

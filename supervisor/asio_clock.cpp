@@ -40,7 +40,9 @@ class AsioTimer final : public Timer {
 
 }  // namespace
 
-TimePoint AsioClock::now() const { return std::chrono::steady_clock::now(); }
+TimePoint AsioClock::now() const {
+  return std::chrono::steady_clock::now();
+}
 
 std::unique_ptr<Timer> AsioClock::createTimer(std::function<void()> on_fire) {
   return std::make_unique<AsioTimer>(io_, std::move(on_fire));

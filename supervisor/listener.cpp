@@ -1,8 +1,8 @@
 #include "supervisor/listener.hpp"
 
 #include <arpa/inet.h>
-#include <linux/filter.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -12,9 +12,9 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <iterator>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <utility>
 
 namespace corral {
@@ -36,8 +36,7 @@ namespace {
     case EADDRNOTAVAIL:
       what += "; no interface of this machine has that address: use 0.0.0.0 or a local address";
       break;
-    default:
-      break;
+    default: break;
   }
   throw BindError(what);
 }
@@ -132,8 +131,9 @@ int adoptFd(const BindAddress& address) {
   int listening = 0;
   socklen_t len = sizeof listening;
   if (::getsockopt(address.fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
-    throw BindError(address.str() + " is not an open listening socket; pass the number of a "
-                                    "socket that the parent process left open and listening");
+    throw BindError(address.str() +
+                    " is not an open listening socket; pass the number of a "
+                    "socket that the parent process left open and listening");
   }
   // Kept out of every child but the workers, which get it explicitly.
   ::fcntl(address.fd, F_SETFD, FD_CLOEXEC);
@@ -159,12 +159,14 @@ Listener Listener::open(const BindAddress& address, int backlog) {
 }
 
 Listener::Listener(int fd, std::string url, std::string unlink_path)
-    : fd_(fd), url_(std::move(url)), unlink_path_(std::move(unlink_path)) {}
+    : fd_(fd), url_(std::move(url)), unlink_path_(std::move(unlink_path)) {
+}
 
 Listener::Listener(Listener&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
       url_(std::move(other.url_)),
-      unlink_path_(std::move(other.unlink_path_)) {}
+      unlink_path_(std::move(other.unlink_path_)) {
+}
 
 int Listener::release() {
   unlink_path_.clear();

@@ -35,9 +35,10 @@ namespace {
 std::vector<Listener> openListeners(const Config& config) {
   const int somaxconn = readSomaxconn();
   if (somaxconn > 0 && config.backlog > somaxconn) {
-    spdlog::warn("--backlog {} exceeds net.core.somaxconn {}: the kernel silently uses {}; raise "
-                 "the sysctl to get the backlog you asked for",
-                 config.backlog, somaxconn, somaxconn);
+    spdlog::warn(
+        "--backlog {} exceeds net.core.somaxconn {}: the kernel silently uses {}; raise "
+        "the sysctl to get the backlog you asked for",
+        config.backlog, somaxconn, somaxconn);
   }
   std::vector<Listener> listeners;
   for (const BindAddress& address : config.binds) {
@@ -52,9 +53,10 @@ std::vector<Listener> openListeners(const Config& config) {
 void becomeSubreaper() {
   if (::getpid() == 1) return;
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-    spdlog::warn("cannot become a child subreaper ({}): orphaned grandchildren of workers will "
-                 "go to the host's init",
-                 std::strerror(errno));
+    spdlog::warn(
+        "cannot become a child subreaper ({}): orphaned grandchildren of workers will "
+        "go to the host's init",
+        std::strerror(errno));
   }
 }
 
@@ -116,7 +118,8 @@ int main(int argc, char** argv) {
   using namespace corral;
   // Writes to a closed admin connection must fail with EPIPE, not kill corral.
   ::signal(SIGPIPE, SIG_IGN);
-  const ParseOutcome outcome = parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr);
+  const ParseOutcome outcome =
+      parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr);
   if (!outcome.config) return outcome.exit_code;
   setupLogging(outcome.config->log_level);
   try {

@@ -22,11 +22,13 @@ std::string renderPrometheus(const Metrics& m, const SupervisorStatus& s) {
   family(out, "corral_state", "gauge", "1 for the supervisor's current state.");
   for (const State state :
        {State::Starting, State::Running, State::Reloading, State::Draining, State::Stopped}) {
-    out += fmt::format("corral_state{{state=\"{}\"}} {}\n", stateName(state), state == s.state ? 1 : 0);
+    out += fmt::format("corral_state{{state=\"{}\"}} {}\n", stateName(state),
+                       state == s.state ? 1 : 0);
   }
   family(out, "corral_worker_spawns_total", "counter", "Workers started.");
   out += fmt::format("corral_worker_spawns_total {}\n", m.worker_spawns);
-  family(out, "corral_worker_spawn_failures_total", "counter", "Workers that could not be started.");
+  family(out, "corral_worker_spawn_failures_total", "counter",
+         "Workers that could not be started.");
   out += fmt::format("corral_worker_spawn_failures_total {}\n", m.spawn_failures);
   family(out, "corral_worker_exits_total", "counter", "Worker exits by reason.");
   for (const auto& [reason, count] : m.worker_exits) {
@@ -34,7 +36,8 @@ std::string renderPrometheus(const Metrics& m, const SupervisorStatus& s) {
   }
   family(out, "corral_orphans_reaped_total", "counter", "Reparented descendants reaped.");
   out += fmt::format("corral_orphans_reaped_total {}\n", m.orphans_reaped);
-  family(out, "corral_reload_failures_total", "counter", "Reloads abandoned: new code did not boot.");
+  family(out, "corral_reload_failures_total", "counter",
+         "Reloads abandoned: new code did not boot.");
   out += fmt::format("corral_reload_failures_total {}\n", m.reload_failures);
   family(out, "corral_generation", "gauge", "Reloads requested since start.");
   out += fmt::format("corral_generation {}\n", s.generation);

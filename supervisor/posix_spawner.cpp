@@ -13,8 +13,8 @@
 #include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>
 #include <cerrno>
-#include <fstream>
 #include <csignal>
+#include <fstream>
 
 namespace corral {
 namespace bp = boost::process::v2;
@@ -52,7 +52,8 @@ struct ChildSetup {
     resetDispositions();
     if (::setpgid(0, 0) != 0 || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return lastError();
     // If corral died before PR_SET_PDEATHSIG took hold, no signal will come: give up now.
-    if (::getppid() != parent) return boost::system::error_code(ESRCH, boost::system::system_category());
+    if (::getppid() != parent)
+      return boost::system::error_code(ESRCH, boost::system::system_category());
     for (const int fd : keep_fds) {
       if (::fcntl(fd, F_SETFD, 0) != 0) return lastError();
     }
@@ -74,9 +75,7 @@ struct ChildSetup {
     ::_exit(127);
   }
 
-  static boost::system::error_code lastError() {
-    return {errno, boost::system::system_category()};
-  }
+  static boost::system::error_code lastError() { return {errno, boost::system::system_category()}; }
 
   // Ignored signals survive exec; a worker that inherited an ignored SIGTERM could never drain.
   static void resetDispositions() {
@@ -116,7 +115,8 @@ PosixSpawner::PosixSpawner(boost::asio::io_context& io, std::vector<int> inherit
       user_(std::move(user)),
       user_groups_(user_ ? std::vector<gid_t>(user_->groups.begin(), user_->groups.end())
                          : std::vector<gid_t>{}),
-      reaper_(io, [this](Pid pid, ExitStatus status) { onReaped(pid, status); }) {}
+      reaper_(io, [this](Pid pid, ExitStatus status) { onReaped(pid, status); }) {
+}
 
 SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
   int pair[2];
@@ -180,8 +180,8 @@ void PosixSpawner::watch(Pid pid, Channel& channel) {
 bool PosixSpawner::drain(Pid pid, Channel& channel) {
   std::array<char, kMaxMessage> buffer;
   for (;;) {
-    const ssize_t n = ::recv(channel.socket.native_handle(), buffer.data(), buffer.size(),
-                             MSG_DONTWAIT);
+    const ssize_t n =
+        ::recv(channel.socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
     if (n == 0) return false;  // the worker closed its end
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     if (listener_ != nullptr) {

@@ -33,7 +33,8 @@ Notifier::Notifier(const EnvLookup& env, int self_pid) {
   // script that exec'd nothing is not ours to feed.
   const auto watchdog_pid = parseUnsigned(env("WATCHDOG_PID"));
   const auto usec = parseUnsigned(env("WATCHDOG_USEC"));
-  if (usec && *usec > 0 && (!watchdog_pid || *watchdog_pid == static_cast<std::uint64_t>(self_pid))) {
+  if (usec && *usec > 0 &&
+      (!watchdog_pid || *watchdog_pid == static_cast<std::uint64_t>(self_pid))) {
     watchdog_ = std::chrono::microseconds(*usec);
   }
 }
@@ -48,7 +49,8 @@ void Notifier::send(std::string_view message) const {
   sun.sun_family = AF_UNIX;
   std::memcpy(sun.sun_path, address_.data(), address_.size());
   const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address_.size());
-  ::sendto(fd_, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sun), len);
+  ::sendto(fd_, message.data(), message.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sun),
+           len);
 }
 
 void Notifier::startWatchdog(Clock& clock) {

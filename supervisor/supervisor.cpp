@@ -65,8 +65,7 @@ void Supervisor::transitionTo(State next, std::string_view why) {
       break;
     }
     case State::Starting:
-    case State::Stopped:
-      break;
+    case State::Stopped: break;
   }
   if (previous == State::Reloading && next != State::Reloading) notify("READY=1");
   notifyStatus();
@@ -109,11 +108,8 @@ void Supervisor::gracefulStop(std::string_view why) {
         beginDrain();
       }
       break;
-    case State::Draining:
-      quickStop(std::string(why) + " during drain", exit_code_);
-      break;
-    case State::Stopped:
-      break;  // nop
+    case State::Draining: quickStop(std::string(why) + " during drain", exit_code_); break;
+    case State::Stopped: break;  // nop
   }
 }
 

@@ -100,8 +100,16 @@ class Supervisor final : public ChildListener {
   enum class WorkerState { Starting, Ready, Stopping };
   /// Why corral ended (or is ending) a worker; decides how its exit is logged and handled.
   enum class StopCause {
-    None, Hung, StartupTimeout, Drain, Quick, BootFailure,  // the whole pool, or a failure
-    Reload, Recycle, ScaleDown, Superseded                  // one worker, replaced or removed
+    None,
+    Hung,
+    StartupTimeout,
+    Drain,
+    Quick,
+    BootFailure,  // the whole pool, or a failure
+    Reload,
+    Recycle,
+    ScaleDown,
+    Superseded  // one worker, replaced or removed
   };
 
   struct Worker {
@@ -115,7 +123,7 @@ class Supervisor final : public ChildListener {
     std::unique_ptr<Timer> deadline;  ///< startup, heartbeat, or kill grace: one at a time
     std::string error;                ///< BOOT_ERROR or CONFIG_ERROR text
     bool config_error = false;
-    Pid replaces = -1;                ///< the worker this one takes over from once READY
+    Pid replaces = -1;                          ///< the worker this one takes over from once READY
     StopCause replacing_for = StopCause::None;  ///< set while a successor boots for this one
     int memory_strikes = 0;
   };

@@ -19,12 +19,9 @@ void Supervisor::reload(std::string_view why) {
   switch (state_) {
     case State::Starting:
     case State::Running:
-    case State::Reloading:
-      break;
+    case State::Reloading: break;
     case State::Draining:
-    case State::Stopped:
-      spdlog::info("{} ignored: corral is stopping", why);
-      return;
+    case State::Stopped: spdlog::info("{} ignored: corral is stopping", why); return;
   }
   ++generation_;
   reload_error_.clear();
@@ -43,9 +40,10 @@ void Supervisor::reload(std::string_view why) {
 // served by a READY worker of the current generation.
 void Supervisor::continueRoll() {
   if (state_ != State::Reloading) return;
-  int in_flight = static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& e) {
-    return e.second.state == WorkerState::Starting && e.second.replaces >= 0;
-  }));
+  int in_flight =
+      static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& e) {
+        return e.second.state == WorkerState::Starting && e.second.replaces >= 0;
+      }));
   bool outdated = false;
   for (int slot = 0; slot < target_; ++slot) {
     for (auto& [pid, worker] : workers_) {
@@ -58,7 +56,8 @@ void Supervisor::continueRoll() {
         retireWorker(worker, StopCause::Superseded);  // not serving yet: respawned anew
       } else if (worker.replacing_for == StopCause::None && in_flight < config_.max_surge) {
         ++in_flight;
-        if (!spawnWorker(slot, pid, StopCause::Reload)) return abortRoll("the new worker could not be started");
+        if (!spawnWorker(slot, pid, StopCause::Reload))
+          return abortRoll("the new worker could not be started");
       }
       break;
     }
@@ -97,8 +96,8 @@ void Supervisor::onSuccessorReady(Worker& successor) {
   Worker* old = find(successor.replaces);
   successor.replaces = -1;
   if (old == nullptr || old->state == WorkerState::Stopping) return;  // it went on its own
-  const StopCause cause = old->replacing_for == StopCause::None ? StopCause::Recycle
-                                                                : old->replacing_for;
+  const StopCause cause =
+      old->replacing_for == StopCause::None ? StopCause::Recycle : old->replacing_for;
   retireWorker(*old, cause);
 }
 

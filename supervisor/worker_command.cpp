@@ -18,23 +18,26 @@ namespace {
 // corral's pid and would mislead a worker that reads them.
 bool isCorralOnly(std::string_view entry) {
   constexpr std::array<std::string_view, 7> kPrefixes{
-      "CORRAL_", "NOTIFY_SOCKET=", "LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=",
-      "WATCHDOG_PID=", "WATCHDOG_USEC="};
+      "CORRAL_",         "NOTIFY_SOCKET=", "LISTEN_PID=",   "LISTEN_FDS=",
+      "LISTEN_FDNAMES=", "WATCHDOG_PID=",  "WATCHDOG_USEC="};
   return std::any_of(kPrefixes.begin(), kPrefixes.end(),
                      [&](std::string_view prefix) { return entry.starts_with(prefix); });
 }
 
-double seconds(Duration d) { return static_cast<double>(d.count()) / 1000.0; }
+double seconds(Duration d) {
+  return static_cast<double>(d.count()) / 1000.0;
+}
 
 // uvicorn.Config's own keyword names and types; unset options are left to uvicorn's defaults.
 std::string uvicornJson(const Config& config) {
   std::string out = fmt::format(
       R"({{"lifespan": {}, "http": {}, "loop": {}, "backlog": {}, "timeout_keep_alive": {}, )"
       R"("root_path": {}, "log_level": {}, "access_log": {})",
-      jsonString(config.lifespan), jsonString(config.http), jsonString(config.loop),
-      config.backlog, seconds(config.timeout_keep_alive), jsonString(config.root_path),
+      jsonString(config.lifespan), jsonString(config.http), jsonString(config.loop), config.backlog,
+      seconds(config.timeout_keep_alive), jsonString(config.root_path),
       jsonString(logLevelName(config.log_level)), config.access_log);
-  if (config.limit_concurrency) out += fmt::format(R"(, "limit_concurrency": {})", *config.limit_concurrency);
+  if (config.limit_concurrency)
+    out += fmt::format(R"(, "limit_concurrency": {})", *config.limit_concurrency);
   if (config.proxy_headers) out += fmt::format(R"(, "proxy_headers": {})", *config.proxy_headers);
   if (config.forwarded_allow_ips) {
     out += R"(, "forwarded_allow_ips": )" + jsonString(*config.forwarded_allow_ips);
@@ -60,11 +63,10 @@ std::string WorkerCommand::settingsJson(int slot, int max_requests) const {
   const double heartbeat = seconds(config_.timeout) / 4.0;
   const std::string limit =
       max_requests > 0 ? fmt::format(R"("max_requests": {}, )", max_requests) : "";
-  return fmt::format(
-      R"({{"app": {}, "app_dir": {}, "factory": {}, "slot": {}, "sockets": {}, )"
-      R"("heartbeat_interval": {}, {}"uvicorn": {}}})",
-      jsonString(config_.app), jsonString(config_.app_dir), config_.factory, slot,
-      jsonIntList(listener_fds_), heartbeat, limit, uvicornJson(config_));
+  return fmt::format(R"({{"app": {}, "app_dir": {}, "factory": {}, "slot": {}, "sockets": {}, )"
+                     R"("heartbeat_interval": {}, {}"uvicorn": {}}})",
+                     jsonString(config_.app), jsonString(config_.app_dir), config_.factory, slot,
+                     jsonIntList(listener_fds_), heartbeat, limit, uvicornJson(config_));
 }
 
 SpawnSpec WorkerCommand::specFor(int slot, int max_requests) const {

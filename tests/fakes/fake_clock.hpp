@@ -37,7 +37,8 @@ class FakeClock final : public Clock {
     std::vector<std::chrono::milliseconds> result;
     for (const auto& weak : states_) {
       if (auto s = weak.lock(); s && s->deadline) {
-        result.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(*s->deadline - now_));
+        result.push_back(
+            std::chrono::duration_cast<std::chrono::milliseconds>(*s->deadline - now_));
       }
     }
     std::sort(result.begin(), result.end());
@@ -53,7 +54,8 @@ class FakeClock final : public Clock {
 
   class FakeTimer final : public Timer {
    public:
-    FakeTimer(FakeClock& clock, std::shared_ptr<State> state) : clock_(clock), state_(std::move(state)) {}
+    FakeTimer(FakeClock& clock, std::shared_ptr<State> state)
+        : clock_(clock), state_(std::move(state)) {}
     void enable(std::chrono::milliseconds delay) override {
       state_->deadline = clock_.now_ + delay;
       state_->order = clock_.next_order_++;

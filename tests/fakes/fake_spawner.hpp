@@ -50,7 +50,8 @@ class FakeSpawner final : public ProcessSpawner {
   std::vector<Pid> pids;  ///< pid of each successful spawn, in order
   std::vector<Signal> signals;
   int failing_spawns = 0;
-  std::map<Pid, std::uint64_t> resident;  ///< what residentBytes reports  ///< how many of the next spawns fail with ENOENT
+  std::map<Pid, std::uint64_t>
+      resident;  ///< what residentBytes reports  ///< how many of the next spawns fail with ENOENT
 
  private:
   ChildListener* listener_ = nullptr;

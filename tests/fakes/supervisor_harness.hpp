@@ -37,8 +37,8 @@ struct Harness {
         .queued_connections = [this] { return queued; },
         .random = [this](int n) { return std::min(n, next_random); },
     };
-    supervisor = std::make_unique<Supervisor>(config, clock, spawner, WorkerCommand(config, {3}, {}),
-                                              std::move(hooks));
+    supervisor = std::make_unique<Supervisor>(config, clock, spawner,
+                                              WorkerCommand(config, {3}, {}), std::move(hooks));
     supervisor->start();
     return *supervisor;
   }

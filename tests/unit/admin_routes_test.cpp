@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "supervisor/admin_routes.hpp"
+
+#include <catch2/catch.hpp>
 
 namespace corral {
 namespace {
@@ -18,8 +18,9 @@ SupervisorStatus running(int ready, int alive, int target) {
 TEST_CASE("/healthz is 200 while a worker is alive or starting", "[unit][admin]") {
   const Metrics m;
   CHECK(routeAdmin("GET", "/healthz", running(0, 1, 2), m).status == 200);
-  CHECK(routeAdmin("GET", "/healthz", running(2, 2, 2), m).body ==
-        "{\"state\":\"running\",\"workers\":{\"ready\":2,\"alive\":2,\"total\":2,\"required\":2}}\n");
+  CHECK(
+      routeAdmin("GET", "/healthz", running(2, 2, 2), m).body ==
+      "{\"state\":\"running\",\"workers\":{\"ready\":2,\"alive\":2,\"total\":2,\"required\":2}}\n");
   CHECK(routeAdmin("GET", "/healthz", running(0, 0, 2), m).status == 503);
   SupervisorStatus draining = running(1, 1, 2);
   draining.state = State::Draining;

@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "supervisor/backoff.hpp"
+
+#include <catch2/catch.hpp>
 
 namespace corral {
 namespace {
@@ -10,8 +10,8 @@ using namespace std::chrono_literals;
 TEST_CASE("Backoff: first crash at once, then doubling up to the cap", "[unit][backoff]") {
   Backoff backoff;
   const TimePoint t0{};
-  const std::vector<std::chrono::milliseconds> expected{
-      0ms, 100ms, 200ms, 400ms, 800ms, 1600ms, 3200ms, 6400ms, 10'000ms, 10'000ms};
+  const std::vector<std::chrono::milliseconds> expected{0ms,    100ms,  200ms,  400ms,    800ms,
+                                                        1600ms, 3200ms, 6400ms, 10'000ms, 10'000ms};
   for (std::size_t i = 0; i < expected.size(); ++i) {
     INFO("crash " << i + 1);
     CHECK(backoff.onCrash(std::nullopt, t0) == expected[i]);

@@ -1,10 +1,9 @@
 #include "config/config.hpp"
 
 #include <sys/stat.h>
-
-#include <algorithm>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -389,7 +388,8 @@ TEST_CASE_METHOD(ConfigFixture, "workers auto follows this machine's CPUs", "[un
 
 TEST_CASE_METHOD(ConfigFixture, "process options", "[unit][config]") {
   const Config config =
-      run({"--pidfile", "/run/corral.pid", "--umask", "007", "--user", "nobody", "main:app"}).config();
+      run({"--pidfile", "/run/corral.pid", "--umask", "007", "--user", "nobody", "main:app"})
+          .config();
   CHECK(config.pidfile == "/run/corral.pid");
   CHECK(config.umask == 07u);
   REQUIRE(config.user.has_value());
@@ -402,9 +402,10 @@ TEST_CASE_METHOD(ConfigFixture, "process options", "[unit][config]") {
 TEST_CASE_METHOD(ConfigFixture, "systemd's sockets become binds, 'admin' the admin one",
                  "[unit][config]") {
   const std::string pid = std::to_string(::getpid());
-  const Config config = run({"main:app"}, {{"LISTEN_PID", pid}, {"LISTEN_FDS", "2"},
-                                           {"LISTEN_FDNAMES", "http:admin"}})
-                            .config();
+  const Config config =
+      run({"main:app"},
+          {{"LISTEN_PID", pid}, {"LISTEN_FDS", "2"}, {"LISTEN_FDNAMES", "http:admin"}})
+          .config();
   REQUIRE(config.binds.size() == 1);
   CHECK(config.binds[0].kind == BindAddress::Kind::Fd);
   CHECK(config.binds[0].fd == 3);
@@ -437,7 +438,9 @@ TEST_CASE_METHOD(ConfigFixture, "bad input gives one line naming the input", "[u
       {{"--user", "no-such-user-here", "main:app"}, {}, "--user 'no-such-user-here': no such user"},
       {{"--user", "root", "main:app"}, {}, "--user 'root': is root"},
       {{"--group", "nogroup", "main:app"}, {}, "--group 'nogroup': needs --user too"},
-      {{"--user", "nobody", "--group", "no-such-group", "main:app"}, {}, "--group 'no-such-group': no such group"},
+      {{"--user", "nobody", "--group", "no-such-group", "main:app"},
+       {},
+       "--group 'no-such-group': no such group"},
       {{"main:app"}, {{"LISTEN_PID", "x"}, {"LISTEN_FDS", "1"}}, "LISTEN_PID='x'"},
       // The command line itself
       {{},

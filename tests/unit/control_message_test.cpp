@@ -1,6 +1,6 @@
-#include <catch2/catch.hpp>
-
 #include "supervisor/control_message.hpp"
+
+#include <catch2/catch.hpp>
 
 namespace corral {
 namespace {

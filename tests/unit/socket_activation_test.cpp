@@ -1,7 +1,7 @@
+#include "config/socket_activation.hpp"
+
 #include <catch2/catch.hpp>
 #include <map>
-
-#include "config/socket_activation.hpp"
 
 namespace corral {
 namespace {
@@ -15,7 +15,9 @@ EnvLookup envOf(std::map<std::string, std::string> vars) {
 }
 
 TEST_CASE("Socket activation: LISTEN_FDS for this process", "[unit][systemd]") {
-  SECTION("unset: none") { CHECK(activatedSockets(envOf({}), 42).empty()); }
+  SECTION("unset: none") {
+    CHECK(activatedSockets(envOf({}), 42).empty());
+  }
   SECTION("another process's: ignored") {
     CHECK(activatedSockets(envOf({{"LISTEN_PID", "41"}, {"LISTEN_FDS", "2"}}), 42).empty());
   }
@@ -41,7 +43,8 @@ TEST_CASE("Socket activation: malformed variables are rejected", "[unit][systemd
   CHECK_THROWS_WITH(activatedSockets(envOf({{"LISTEN_PID", "42"}, {"LISTEN_FDS", "-1"}}), 42),
                     Catch::Contains("LISTEN_FDS='-1'"));
   CHECK_THROWS_WITH(
-      activatedSockets(envOf({{"LISTEN_PID", "42"}, {"LISTEN_FDS", "2"}, {"LISTEN_FDNAMES", "http"}}), 42),
+      activatedSockets(
+          envOf({{"LISTEN_PID", "42"}, {"LISTEN_FDS", "2"}, {"LISTEN_FDNAMES", "http"}}), 42),
       Catch::Contains("1 names for 2 sockets"));
 }
 

@@ -59,8 +59,7 @@ TEST_CASE("Reloading: --max-surge starts several replacements at once", "[unit][
   CHECK(s.state() == State::Running);
 }
 
-TEST_CASE("Reloading: new code that cannot boot leaves the old workers serving",
-          "[unit][roll]") {
+TEST_CASE("Reloading: new code that cannot boot leaves the old workers serving", "[unit][roll]") {
   Harness h;
   Supervisor& s = h.running();
   s.reload("SIGHUP");
@@ -97,8 +96,7 @@ TEST_CASE("Reloading: a second SIGHUP restarts the roll with the newest code", "
   CHECK(s.state() == State::Running);
 }
 
-TEST_CASE("Scaling: SIGTTIN adds a worker, SIGTTOU drains one, never below one",
-          "[unit][roll]") {
+TEST_CASE("Scaling: SIGTTIN adds a worker, SIGTTOU drains one, never below one", "[unit][roll]") {
   Harness h;
   h.config.graceful_timeout = 10s;
   Supervisor& s = h.running();

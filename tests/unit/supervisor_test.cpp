@@ -14,7 +14,6 @@ using namespace std::chrono_literals;
 using testing::Harness;
 using Signal = testing::FakeSpawner::Signal;
 
-
 TEST_CASE("Starting: workers are spawned and become ready", "[unit][supervisor]") {
   Harness h;
   Supervisor& s = h.start();
@@ -141,7 +140,8 @@ TEST_CASE("Running: a worker without heartbeats is hung", "[unit][supervisor]") 
   CHECK(h.spawns() == 3);
   CHECK(s.metrics().worker_exits.at("hung") == 1);
   h.clock.advance(10s);  // no kill grace left over for the reaped worker
-  CHECK(std::count(h.spawner.signals.begin(), h.spawner.signals.end(), Signal{101, SIGKILL, true}) == 0);
+  CHECK(std::count(h.spawner.signals.begin(), h.spawner.signals.end(),
+                   Signal{101, SIGKILL, true}) == 0);
 }
 
 TEST_CASE("Running: --timeout 0 disables hung detection", "[unit][supervisor]") {

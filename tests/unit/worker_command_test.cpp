@@ -1,6 +1,7 @@
+#include "supervisor/worker_command.hpp"
+
 #include <catch2/catch.hpp>
 
-#include "supervisor/worker_command.hpp"
 #include "worker/shim.hpp"
 
 namespace corral {
@@ -31,9 +32,9 @@ TEST_CASE("WorkerCommand runs the embedded shim with the interpreter", "[unit][w
 
 TEST_CASE("WorkerCommand keeps corral's own variables from workers", "[unit][worker]") {
   const Config c = sampleConfig();
-  const WorkerCommand command(c, {3}, {"PATH=/usr/bin", "CORRAL_WORKERS=4", "NOTIFY_SOCKET=/run/x",
-                                       "LISTEN_FDS=1", "LISTEN_PID=1", "WATCHDOG_USEC=1",
-                                       "APP_SETTING=x"});
+  const WorkerCommand command(c, {3},
+                              {"PATH=/usr/bin", "CORRAL_WORKERS=4", "NOTIFY_SOCKET=/run/x",
+                               "LISTEN_FDS=1", "LISTEN_PID=1", "WATCHDOG_USEC=1", "APP_SETTING=x"});
   const auto env = command.specFor(0).env;
   CHECK(std::count(env.begin(), env.end(), "PATH=/usr/bin") == 1);
   CHECK(std::count(env.begin(), env.end(), "APP_SETTING=x") == 1);

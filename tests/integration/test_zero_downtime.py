@@ -1,0 +1,420 @@
+"""Zero-downtime lifecycle under real load: no request is lost while corral reloads (SIGHUP),
+scales (SIGTTIN/SIGTTOU), recycles workers (--max-requests, --max-worker-memory), drains after
+--drain-delay, stops with connections waiting in the listen queue, or rolls back a reload whose
+code does not boot.
+
+Every scenario runs two load generators at once (loadgen.py): one with `Connection: close` (a
+new connection per request), one with keep-alive connections reused request after request. Both
+must see zero failed requests and zero non-2xx responses. The keep-alive generator also counts
+"idle_close": a request on a reused connection that the server closed (or reset) before sending
+any byte of a response, the race every server has when it closes an idle keep-alive connection
+just as the client reuses it (clients retry those). Those are printed and must stay near zero.
+
+Nothing here asserts on elapsed time: every wait polls a condition with a generous deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import EVENT_DEADLINE, EXITED, InflightRequest, pid_alive, server_side_of, \
+    socket_owner, tcp_table, wait_until
+from loadgen import LoadGenerator
+
+# Each generator's threads; both generators run in every scenario.
+THREADS = 2
+# Requests each generator must complete after a lifecycle event, so the load provably ran on
+# the new workers too.
+AFTER_EVENT = 100
+# The keep-alive idle-close race: allowed at most this many, or this fraction of the reused
+# requests if that is more.
+IDLE_CLOSE_MAX = 5
+IDLE_CLOSE_FRACTION = 0.01
+
+COMMON = ("--no-access-log",)
+
+
+class Load:
+    """Both load generators against one port; a context manager that always stops them."""
+
+    def __init__(self, port: int, path: str = "/", max_seconds: float = 40.0):
+        self.gens = {mode: LoadGenerator(port, mode, threads=THREADS, path=path,
+                                         max_seconds=max_seconds)
+                     for mode in ("close", "keepalive")}
+
+    def __enter__(self) -> "Load":
+        for gen in self.gens.values():
+            gen.start()
+        self.wait_ok(AFTER_EVENT // 2)  # the load runs before anything happens
+        return self
+
+    def __exit__(self, *exc):
+        for gen in self.gens.values():
+            gen.stop()
+
+    def wait_ok(self, n: int = AFTER_EVENT, since: float | None = None) -> None:
+        """Waits until each generator had n 2xx responses to requests started since `since`."""
+        for mode, gen in self.gens.items():
+            if not gen.wait_for(n, "ok", since, timeout=EVENT_DEADLINE):
+                pytest.fail(f"{mode} load: fewer than {n} successful requests in "
+                            f"{EVENT_DEADLINE:.0f} s; {gen.describe()}")
+
+    def stop_at(self, when: float) -> None:
+        for gen in self.gens.values():
+            gen.stop_at(when)
+
+    def stop(self) -> None:
+        for gen in self.gens.values():
+            gen.stop()
+
+    def report(self, scenario: str) -> None:
+        for mode, gen in self.gens.items():
+            print(f"[{scenario}] {mode}: {gen.describe()}")
+
+    def assert_nothing_lost(self, scenario: str) -> None:
+        """Zero failed requests and zero non-2xx in both modes; keep-alive idle-close races
+        near zero. Stops the load first."""
+        self.stop()
+        self.report(scenario)
+        problems = []
+        for mode, gen in self.gens.items():
+            summary = gen.summary()
+            if summary["failed"] or summary["non_2xx"]:
+                problems.append(f"{mode}: {gen.describe()}")
+        keepalive = self.gens["keepalive"].summary()
+        allowed = max(IDLE_CLOSE_MAX, int(IDLE_CLOSE_FRACTION * keepalive["reused"]))
+        if keepalive["idle_close"] > allowed:
+            problems.append(f"keep-alive idle-close races: {keepalive['idle_close']} of "
+                            f"{keepalive['reused']} reused requests (allowed {allowed})")
+        assert not problems, f"{scenario}: requests lost:\n" + "\n".join(problems)
+
+
+def health(c) -> dict:
+    return json.loads(c.admin("/healthz", timeout=5).text)
+
+
+def wait_workers(c, total: int, what: str) -> dict:
+    """Waits until /healthz shows `total` workers, all alive and ready."""
+
+    def settled():
+        h = health(c)
+        w = h["workers"]
+        return h if (w["total"], w["alive"], w["ready"]) == (total, total, total) else None
+
+    return wait_until(settled, EVENT_DEADLINE, what)
+
+
+def exits(c, why: str, after: int = 0) -> list[re.Match]:
+    return [m for m in c.find_log(EXITED, after) if m["why"] == why]
+
+
+def assert_clean_exits(c, whys: tuple[str, ...], after: int = 0) -> None:
+    """Every worker exit from `after` on had one of the expected reasons, and a worker that was
+    drained (not one stopped while it booted: "superseded") exited with code 0."""
+    for m in c.find_log(EXITED, after):
+        assert m["why"] in whys, f"unexpected: {m.group(0)}"
+        assert m["why"] == "superseded" or m["how"] == "exit code 0", f"unexpected: {m.group(0)}"
+
+
+# --------------------------------------------------------------------------------------------
+# 1. SIGHUP: rolling reload, and a second SIGHUP during the roll
+# --------------------------------------------------------------------------------------------
+
+
+def test_sighup_rolling_reload_loses_no_request(corral):
+    c = corral.start(*COMMON, workers=2)
+    first = set(c.worker_pids().values())
+    with Load(c.port) as load:
+        mark = c.mark()
+        c.send_signal(signal.SIGHUP)
+        c.wait_for_log(r"state Running -> Reloading \(SIGHUP: rolling to generation 1\)",
+                       after=mark)
+        c.wait_for_log(r"reload to generation 1 complete", after=mark)
+        # The old workers drain after their successors are ready, so they exit after this.
+        c.wait_for_log(r"worker \d+ exited \(pid \d+\): exit code 0 \(reloaded\)", after=mark,
+                       count=2)
+        load.wait_ok(since=time.monotonic())
+
+        # A second SIGHUP while the next roll is under way restarts it with the newest code.
+        mark = c.mark()
+        c.send_signal(signal.SIGHUP)
+        c.wait_for_log(r"worker \d+ spawned \(pid \d+\) to take over from pid \d+", after=mark)
+        c.send_signal(signal.SIGHUP)
+        c.wait_for_log(r"reload to generation 3 complete", after=mark)
+        load.wait_ok(since=time.monotonic())
+        load.assert_nothing_lost("SIGHUP")
+
+    wait_workers(c, 2, "2 ready workers after the reloads")
+    final = set(c.worker_pids().values())
+    assert not final & first, f"workers {final & first} were never replaced"
+    assert all(not pid_alive(pid) for pid in first)
+    assert_clean_exits(c, ("reloaded", "superseded"))
+    assert health(c).get("reload_error") is None
+
+
+# --------------------------------------------------------------------------------------------
+# 2. SIGTTIN / SIGTTOU
+# --------------------------------------------------------------------------------------------
+
+
+def test_scale_up_and_down_loses_no_request(corral):
+    c = corral.start(*COMMON, workers=2)
+    assert health(c)["workers"]["total"] == 2
+    with Load(c.port) as load:
+        mark = c.mark()
+        c.send_signal(signal.SIGTTIN)
+        c.wait_for_log(r"scaling up to 3 workers \(SIGTTIN\)", after=mark)
+        wait_workers(c, 3, "3 ready workers after SIGTTIN")
+        load.wait_ok(since=time.monotonic())
+
+        mark = c.mark()
+        c.send_signal(signal.SIGTTOU)
+        c.wait_for_log(r"scaling down to 2 workers \(SIGTTOU\)", after=mark)
+        c.wait_for_log(r"worker 2 exited \(pid \d+\): exit code 0 \(scaled down\)", after=mark)
+        wait_workers(c, 2, "2 ready workers after SIGTTOU")
+        load.wait_ok(since=time.monotonic())
+        load.assert_nothing_lost("SIGTTIN/SIGTTOU")
+    assert_clean_exits(c, ("scaled down",))
+
+
+# --------------------------------------------------------------------------------------------
+# 3. --max-requests recycling
+# --------------------------------------------------------------------------------------------
+
+
+def test_max_requests_recycling_loses_no_request(corral):
+    c = corral.start(*COMMON, "--max-requests", "50", "--max-requests-jitter", "10", workers=2)
+    with Load(c.port) as load:
+        c.wait_for_log(r"worker \d+ exited \(pid \d+\): exit code 0 \(recycled\)", count=4)
+        load.wait_ok(since=time.monotonic())
+        load.assert_nothing_lost("--max-requests")
+    recycled = exits(c, "recycled")
+    print(f"{len(recycled)} workers recycled")
+    assert len(recycled) >= 4
+    assert_clean_exits(c, ("recycled",))
+
+
+# --------------------------------------------------------------------------------------------
+# 4. --max-worker-memory recycling
+# --------------------------------------------------------------------------------------------
+
+
+def test_max_worker_memory_recycling_loses_no_request(corral):
+    c = corral.start(*COMMON, "--max-worker-memory", "80Mi", app="apps.memory:app", workers=2)
+    with Load(c.port) as load:
+        grown = c.get("/grow?mb=100")
+        assert grown.status == 200, grown.text
+        _, pid, mib = grown.text.split()
+        print(f"worker {pid} now holds {mib} MiB more")
+        line = c.wait_for_log(rf"worker (\d+) \(pid {pid}\) uses (\S+) of memory, above "
+                              rf"--max-worker-memory 80Mi: starting its replacement")
+        print("corral:", line.group(0))
+        c.wait_for_log(rf"worker \d+ exited \(pid {pid}\): exit code 0 \(recycled\)")
+        load.wait_ok(since=time.monotonic())
+        load.assert_nothing_lost("--max-worker-memory")
+    # Only the grown worker was replaced.
+    assert [m["pid"] for m in exits(c, "recycled")] == [pid]
+    assert_clean_exits(c, ("recycled",))
+
+
+# --------------------------------------------------------------------------------------------
+# 5. SIGTERM with --drain-delay
+# --------------------------------------------------------------------------------------------
+
+
+DRAIN_DELAY = 2.0
+# The load generator starts no request later than this before the end of the drain delay:
+# once the delay is over, corral gates the listener and drops new SYNs on purpose (a client
+# connecting then retries its SYN and, by then, the instance has left the load balancer). The
+# margin only guards against a load thread descheduled between its check and its connect().
+STOP_MARGIN = 0.3
+
+
+def test_sigterm_with_drain_delay_serves_until_the_gate(corral):
+    c = corral.start(*COMMON, "--drain-delay", f"{DRAIN_DELAY}s", "--graceful-timeout", "20s",
+                     workers=2)
+    workers = c.worker_pids()
+    with Load(c.port) as load:
+        mark = c.mark()
+        signalled = time.monotonic()
+        c.send_signal(signal.SIGTERM)
+        # corral's delay timer starts when it gets the signal, after `signalled`: every request
+        # started before signalled + DRAIN_DELAY started before the gate.
+        load.stop_at(signalled + DRAIN_DELAY - STOP_MARGIN)
+
+        def ready_503():
+            resp = c.admin("/ready", timeout=5)
+            return resp if resp.status == 503 else None
+
+        ready = wait_until(ready_503, 10, "/ready to answer 503 after SIGTERM")
+        turned = time.monotonic()
+        print(f"/ready {ready.status} {ready.text.strip()} "
+              f"{turned - signalled:.3f} s after SIGTERM")
+        assert "draining" in ready.text
+        c.wait_for_log(r"drain: /ready fails now; workers keep serving for 2s", after=mark)
+
+        # During the delay: the listener is open, workers serve, new connections are served.
+        late = InflightRequest(c.port, "/")
+        load.wait_ok(20, since=turned)
+        late.join(EVENT_DEADLINE)
+        assert late.status == 200, late
+        assert not c.find_log(r"drain: \d+ workers? finishing", after=mark), \
+            "the drain began before the load ran during the delay; log:\n" + c.tail()
+        for gen in load.gens.values():
+            gen.join(EVENT_DEADLINE)
+        during = {mode: gen.count("ok", since=turned) for mode, gen in load.gens.items()}
+        print(f"2xx responses to requests started after /ready turned 503: {during}")
+        load.assert_nothing_lost("SIGTERM --drain-delay 2s")
+
+    c.wait_for_log(r"drain: 2 workers finishing in-flight requests", after=mark)
+    rc = c.wait_exit()
+    assert rc == 0, f"exit code {rc}; log:\n{c.tail()}"
+    for slot, pid in workers.items():
+        c.wait_for_log(rf"worker {slot} exited \(pid {pid}\): exit code 0 \(drained\)",
+                       after=mark)
+    c.wait_for_log(r"state Draining -> Stopped", after=mark)
+
+
+# --------------------------------------------------------------------------------------------
+# 6. Backlog-safe stop: connections waiting in the listen queue are served
+# --------------------------------------------------------------------------------------------
+
+
+QUEUED = 20
+
+
+def listen_queue(port: int) -> int | None:
+    """Connections waiting in the accept queue of the listener on port (the rx_queue of a
+    LISTEN row of /proc/net/tcp is the accept queue's length), None if it is not listening."""
+    for row in tcp_table():
+        if row["local_port"] == port and row["state"] == "0A":
+            return row["rx_queue"]
+    return None
+
+
+def test_stop_serves_connections_waiting_in_the_listen_queue(corral, tmp_path):
+    release = tmp_path / "release"
+    c = corral.start(*COMMON, "--graceful-timeout", "20s", app="apps.hold:app", workers=2)
+    workers = set(c.worker_pids().values())
+    # One at a time, so that each worker takes one hold and its event loop is then blocked:
+    # neither accepts anything more.
+    holds, holders = [], set()
+    for _ in range(2):
+        hold = InflightRequest(c.port, f"/hold?file={release}")
+        holds.append(hold)
+        holders.add(c.wait_taken(hold))
+    assert holders == workers, f"holds taken by {holders}, workers {workers}"
+
+    queued = [InflightRequest(c.port, "/pid") for _ in range(QUEUED)]
+    wait_until(lambda: listen_queue(c.port) == QUEUED, EVENT_DEADLINE,
+               f"{QUEUED} connections in the listen queue (now {listen_queue(c.port)})")
+    mark = c.mark()
+    c.send_signal(signal.SIGTERM)
+    c.wait_for_log(r"state Running -> Draining", after=mark)
+    # The gate drops new SYNs: a new connection is neither accepted nor refused.
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            probe.connect(("127.0.0.1", c.port))
+    assert listen_queue(c.port) == QUEUED, "queued connections left the queue while held"
+    assert not c.find_log(r"drain: \d+ workers? finishing", after=mark), \
+        "corral stopped the workers with connections still queued:\n" + c.tail()
+
+    release.touch()
+    for request in holds + queued:
+        request.join(EVENT_DEADLINE)
+    statuses = [r.status for r in queued]
+    print(f"queued requests: {statuses.count(200)} of {QUEUED} answered 200; "
+          f"served by {sorted({r.body.decode() for r in queued if r.status == 200})}")
+    lost = [r for r in holds + queued if r.status != 200]
+    assert not lost, f"requests lost at stop: {lost}; log:\n{c.tail()}"
+    rc = c.wait_exit()
+    assert rc == 0, f"exit code {rc}; log:\n{c.tail()}"
+    assert len(exits(c, "drained", mark)) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# 7. A request whose bytes arrive just after the stop began
+# --------------------------------------------------------------------------------------------
+
+
+def test_request_arriving_just_after_stop_is_served(corral):
+    c = corral.start(*COMMON, "--graceful-timeout", "20s", workers=2)
+    workers = c.worker_pids().values()
+    sock = socket.create_connection(("127.0.0.1", c.port), timeout=EVENT_DEADLINE)
+    try:
+        client_port = sock.getsockname()[1]
+
+        def accepted():
+            row = server_side_of(c.port, client_port)
+            return row and row["inode"] and socket_owner(row["inode"], workers)
+
+        owner = wait_until(accepted, EVENT_DEADLINE, "a worker to accept the connection")
+        mark = c.mark()
+        c.send_signal(signal.SIGTERM)
+        c.wait_for_log(r"drain: 2 workers finishing in-flight requests", after=mark)
+        time.sleep(0.1)  # the scenario itself: the request's bytes arrive ~100 ms later
+        assert pid_alive(owner)
+        sock.sendall(b"GET /pid HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    finally:
+        sock.close()
+    print(f"worker {owner} answered: {reply!r}")
+    assert reply.startswith(b"HTTP/1.1 200"), f"late request lost: {reply!r}\n{c.tail()}"
+    assert reply.endswith(str(owner).encode())
+    assert c.wait_exit() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# 8. A reload whose new code fails to boot
+# --------------------------------------------------------------------------------------------
+
+
+def test_failed_reload_keeps_old_workers_serving(corral, tmp_path):
+    flag = tmp_path / "fail-to-boot"
+    c = corral.start(*COMMON, app="apps.flag_boot:app", workers=2,
+                     env={"FLAG_BOOT_FILE": str(flag)})
+    old = set(c.worker_pids().values())
+    with Load(c.port) as load:
+        flag.touch()
+        mark = c.mark()
+        c.send_signal(signal.SIGHUP)
+        c.wait_for_log(r"reload to generation 1 failed; the old workers keep serving",
+                       after=mark)
+        c.wait_for_log(r"state Reloading -> Running \(reload failed\)", after=mark)
+        h = health(c)
+        print("/healthz after the failed reload:", h)
+        assert "flag file present" in h.get("reload_error", ""), h
+        assert "flag file present" in c.stderr_text()
+        ready = c.admin("/ready", timeout=5)
+        assert ready.status == 200 and "reload_error" in ready.text, ready.text
+        after_failure = time.monotonic()
+        load.wait_ok(since=after_failure)
+        assert all(pid_alive(pid) for pid in old)
+        served_by = {r.pid for gen in load.gens.values() for r in gen.results
+                     if r.started >= after_failure and r.outcome == "ok"}
+        assert served_by <= old, f"served by {served_by}, old workers {old}"
+        assert c.running
+
+        flag.unlink()
+        mark = c.mark()
+        c.send_signal(signal.SIGHUP)
+        c.wait_for_log(r"reload to generation 2 complete", after=mark)
+        load.wait_ok(since=time.monotonic())
+        load.assert_nothing_lost("failed reload, then a good one")
+    h = health(c)
+    assert "reload_error" not in h, h
+    assert not set(c.worker_pids().values()) & old
+    assert_clean_exits(c, ("reloaded",), after=mark)
