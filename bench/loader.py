@@ -14,14 +14,22 @@ first request goes out, so that the caller knows the schedule without a handshak
 runs DURATION seconds, or until SIGINT; each request that does not answer within TIMEOUT
 seconds counts as a timeout.
 
-At the end it prints one JSON object: {"records": [[start, latency, outcome, reused, status],
-...]} with start in CLOCK_MONOTONIC seconds, latency in seconds (until the whole response was
-read, or until the failure), outcome one of ok, refused, reset, timeout, closed, error, reused
-1 if the request went on a connection that had already carried one, and status the HTTP status
-(0 without a response).
+In keep-alive mode a client checks, before it reuses its connection, whether the server has
+closed it while it was idle (as urllib3's pool and proxies' upstream keep-alive caches do), and
+then opens a new one: that is not a failure, but it is recorded (`stale`). A request that fails
+on a reused connection is one the server closed or reset after the client had sent it, or while
+it was on the way: the keep-alive race.
+
+At the end it prints one JSON object: {"records": [[start, latency, outcome, reused, status,
+stale], ...]} with start in CLOCK_MONOTONIC seconds, latency in seconds (until the whole
+response was read, or until the failure), outcome one of ok, refused, reset, timeout, closed,
+error, reused 1 if the request went on a connection that had already carried one, status the
+HTTP status (0 without a response), and stale 1 if the client found its idle connection closed
+by the server and opened a new one for this request.
 """
 
 import json
+import select
 import signal
 import socket
 import sys
@@ -52,9 +60,11 @@ class Client(threading.Thread):
                 if self.stop.wait(due - now):
                     break
             start = time.monotonic()
+            stale = self.check_idle()
             reused = self.sock is not None
             outcome, status = self.one()
-            self.records.append((start, time.monotonic() - start, outcome, int(reused), status))
+            self.records.append((start, time.monotonic() - start, outcome, int(reused), status,
+                                 int(stale)))
             due = max(due + self.interval, time.monotonic())
         self.drop()
 
@@ -65,6 +75,24 @@ class Client(threading.Thread):
             except OSError:
                 pass
             self.sock = None
+
+    def check_idle(self):
+        """Like urllib3's pool (is_connection_dropped) and a proxy's upstream keep-alive cache:
+        before reusing a connection, see whether the server has closed it meanwhile; if so,
+        drop it and use a new one. True if it was found closed."""
+        if self.sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+            if not readable:
+                return False
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        except OSError:
+            pass
+        self.drop()  # closed (EOF), reset, or bytes nobody asked for: not reusable
+        return True
 
     def one(self):
         """(outcome, status) of one request; the connection is kept only after a complete

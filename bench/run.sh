@@ -1,9 +1,21 @@
 #!/usr/bin/env bash
 # Benchmarks corral against gunicorn + UvicornWorker and `uvicorn --workers`, side by side in
 # one run, on bench/app.py. Installs what it needs (Debian packages; run as root), builds corral
-# if build/corral is missing, then runs bench/bench.py, which prints markdown tables and writes
-# bench/results/latest.md. Settings: BENCH_* environment variables, see bench/README.md.
+# if build/corral is missing, then runs
+#   bench/run.sh            bench/bench.py: throughput, latency, startup, memory, SIGTERM
+#                           (bench/results/latest.md)
+#   bench/run.sh lifecycle  bench/lifecycle.py: requests lost during reload, scaling, recycling
+#                           and SIGTERM (bench/results/lifecycle.md)
+#   bench/run.sh all        both, one after the other
+# Each prints markdown tables. Settings: BENCH_* environment variables, see bench/README.md.
 set -euo pipefail
+
+case ${1:-} in
+  "") SCRIPTS=(bench.py) ;;
+  lifecycle) SCRIPTS=(lifecycle.py) ;;
+  all) SCRIPTS=(bench.py lifecycle.py) ;;
+  *) printf 'usage: %s [lifecycle|all]\n' "$0" >&2; exit 2 ;;
+esac
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
@@ -89,13 +101,17 @@ fi
 
 # --- benchmark ------------------------------------------------------------------------------
 mkdir -p "$BENCH_DIR/results"
-rm -f "$PIDS_FILE"
-# In the background, so that the traps above run as soon as a signal comes.
-BENCH_PYTHON=$PYTHON BENCH_CORRAL=$CORRAL "$PYTHON" "$BENCH_DIR/bench.py" &
-DRIVER_PID=$!
-set +e
-wait "$DRIVER_PID"
-status=$?
-set -e
-DRIVER_PID=
-exit "$status"
+final=0
+for script in "${SCRIPTS[@]}"; do
+  rm -f "$PIDS_FILE"
+  # In the background, so that the traps above run as soon as a signal comes.
+  BENCH_PYTHON=$PYTHON BENCH_CORRAL=$CORRAL "$PYTHON" "$BENCH_DIR/$script" &
+  DRIVER_PID=$!
+  set +e
+  wait "$DRIVER_PID"
+  status=$?
+  set -e
+  DRIVER_PID=
+  ((status == 0)) || final=$status
+done
+exit "$final"

@@ -95,6 +95,8 @@ class AdminServer::Session : public std::enable_shared_from_this<Session> {
         counter_(std::move(counter)) {
     ++*counter_;
   }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
   ~Session() { --*counter_; }
 
   void readRequest() {

@@ -21,12 +21,14 @@ namespace corral {
 class AdminServer {
  public:
   using Handler = std::function<AdminResponse(std::string_view method, std::string_view target)>;
-  static constexpr std::size_t kMaxHeaderBytes = 8 * 1024;
+  static constexpr std::size_t kMaxHeaderBytes = std::size_t{8} * 1024;
   static constexpr std::size_t kMaxConnections = 64;
   static constexpr std::chrono::seconds kIdleTimeout{10};
 
   /// Binds and listens at once; throws BindError.
   AdminServer(boost::asio::io_context& io, const BindAddress& address, Handler handler);
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
   ~AdminServer();
 
   /// "http://127.0.0.1:8081" with the kernel's port, or "unix:/path".

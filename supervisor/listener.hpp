@@ -22,6 +22,7 @@ class Listener {
 
   Listener(Listener&& other) noexcept;
   Listener& operator=(Listener&&) = delete;
+  Listener& operator=(const Listener&) = delete;
   Listener(const Listener&) = delete;
   ~Listener();
 

@@ -21,13 +21,14 @@ namespace bp = boost::process::v2;
 
 namespace {
 
-constexpr std::size_t kMaxMessage = 64 * 1024;
+constexpr std::size_t kMaxMessage = std::size_t{64} * 1024;
 
 /// Boost.Process v2 initializer doing the child-side hygiene. Everything in onExecSetup runs
 /// between fork and exec, so it is async-signal-safe only: no allocation, no logging.
 /// It works around three bugs of Boost 1.81 (cpp-deps.md, section 1): its environment
 /// initializer does not link, its fd closing skips the gaps between kept fds, and a failed exec
 /// calls exit() instead of _exit().
+// The hooks' names are Boost.Process's.  NOLINTBEGIN(readability-identifier-naming)
 struct ChildSetup {
   const char* const* env;
   const std::vector<int>& keep_fds;  ///< stay open in the child, at the same numbers
@@ -97,6 +98,7 @@ struct ChildSetup {
     ::close_range(next, ~0U, 0);
   }
 };
+// NOLINTEND(readability-identifier-naming)
 
 std::vector<const char*> pointers(const std::vector<std::string>& strings) {
   std::vector<const char*> result;

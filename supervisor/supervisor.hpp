@@ -72,6 +72,8 @@ class Supervisor final : public ChildListener {
 
   Supervisor(const Config& config, Clock& clock, ProcessSpawner& spawner, WorkerCommand command,
              Hooks hooks);
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
   ~Supervisor() override;
 
   /// Spawns the workers.

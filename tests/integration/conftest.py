@@ -647,16 +647,19 @@ class Corral:
     def admin(self, path: str, method: str = "GET", timeout: float = 10.0) -> Response:
         return http_request(self.admin_port, path, method, timeout)
 
-    def wait_taken(self, request: InflightRequest, timeout: float = EVENT_DEADLINE) -> int:
+    def wait_taken(self, request: InflightRequest, pids=None,
+                   timeout: float = EVENT_DEADLINE) -> int:
         """Waits until a worker has accepted the request's connection and read the request
         (the server end is in a worker's fd table with nothing left in its receive queue).
-        Returns that worker's pid."""
+        Returns that worker's pid. pids: the workers to look at (default: the latest worker of
+        each slot; pass them when a slot also has an older worker still serving)."""
 
         def taken():
             row = server_side_of(self.port, request.local_port)
             if row is None or row["inode"] == 0 or row["rx_queue"] != 0:
                 return None
-            return socket_owner(row["inode"], self.worker_pids().values())
+            return socket_owner(row["inode"], pids if pids is not None
+                                else self.worker_pids().values())
 
         return wait_until(taken, timeout, f"a worker to take {request!r}")
 

@@ -7,8 +7,10 @@ It is bounded in count and in time and stops by itself; stop() ends it earlier.
 Two modes:
 - "close": every request on a new connection, with `Connection: close`;
 - "keepalive": each thread reuses one connection for request after request (HTTP/1.1
-  keep-alive), opening a new one only when the server closed the last (for instance with a
-  `connection: close` response header while a worker shuts down).
+  keep-alive), opening a new one when the server closed the last (for instance with a
+  `connection: close` response header while a worker shuts down) or, as a client's connection
+  pool does, after `per_connection` requests: so the keep-alive load spreads over every worker,
+  including one that started after the load did, instead of staying on the first ones.
 
 Outcomes (Result.outcome):
 - "ok"          a 2xx response, complete;
@@ -71,11 +73,13 @@ class LoadGenerator:
 
     def __init__(self, port: int, mode: str = "close", threads: int = 4, path: str = "/",
                  max_requests: int = 20000, max_seconds: float = 30.0, pause: float = 0.002,
-                 timeout: float = 10.0, connect_timeout: float = 10.0, host: str = "127.0.0.1"):
+                 timeout: float = 10.0, connect_timeout: float = 10.0, host: str = "127.0.0.1",
+                 per_connection: int = 25):
         assert mode in ("close", "keepalive"), mode
         self.port, self.mode, self.path, self.host = port, mode, path, host
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.pause, self.timeout, self.connect_timeout = pause, timeout, connect_timeout
+        self.per_connection = per_connection
         self.results: list[Result] = []
         self._lock = threading.Lock()
         self._sent = 0
@@ -191,6 +195,7 @@ class LoadGenerator:
     def _run(self) -> None:
         sock: socket.socket | None = None
         reused = False
+        carried = 0  # complete responses on the current connection
         request = (f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
                    f"{'Connection: close' if self.mode == 'close' else 'Connection: keep-alive'}"
                    f"\r\n\r\n").encode()
@@ -201,11 +206,12 @@ class LoadGenerator:
                     return
                 try:
                     if sock is None:
-                        sock, reused = self._connect(), False
+                        sock, reused, carried = self._connect(), False, 0
                     status, body, keep = self._exchange(sock, request)
                     outcome = "ok" if 200 <= status < 300 else "status"
                     self._record(Result(started, time.monotonic(), outcome, reused, status, body))
-                    if self.mode == "close" or not keep:
+                    carried += 1
+                    if self.mode == "close" or not keep or carried >= self.per_connection:
                         sock.close()
                         sock = None
                     else:

@@ -15,6 +15,7 @@ Nothing here asserts on elapsed time: every wait polls a condition with a genero
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 import signal
@@ -74,6 +75,15 @@ class Load:
         for gen in self.gens.values():
             gen.stop()
 
+    def assert_served_by(self, pids) -> None:
+        """Each worker in pids answered requests of both generators: the load really ran on
+        the workers that were then stopped."""
+        for mode, gen in self.gens.items():
+            served = collections.Counter(r.pid for r in gen.results if r.outcome == "ok")
+            print(f"{mode}: 2xx responses by worker pid: {dict(served)}")
+            missing = {pid for pid in pids if not served[pid]}
+            assert not missing, f"{mode} load never reached workers {missing}"
+
     def report(self, scenario: str) -> None:
         for mode, gen in self.gens.items():
             print(f"[{scenario}] {mode}: {gen.describe()}")
@@ -100,7 +110,7 @@ def health(c) -> dict:
     return json.loads(c.admin("/healthz", timeout=5).text)
 
 
-def wait_workers(c, total: int, what: str) -> dict:
+def wait_workers(c, total: int, what: str, timeout: float = EVENT_DEADLINE) -> dict:
     """Waits until /healthz shows `total` workers, all alive and ready."""
 
     def settled():
@@ -108,11 +118,16 @@ def wait_workers(c, total: int, what: str) -> dict:
         w = h["workers"]
         return h if (w["total"], w["alive"], w["ready"]) == (total, total, total) else None
 
-    return wait_until(settled, EVENT_DEADLINE, what)
+    return wait_until(settled, timeout, what)
 
 
 def exits(c, why: str, after: int = 0) -> list[re.Match]:
     return [m for m in c.find_log(EXITED, after) if m["why"] == why]
+
+
+def wait_exited(c, pids, after: int = 0) -> None:
+    for pid in pids:
+        c.wait_for_log(rf"worker \d+ exited \(pid {pid}\)", after=after)
 
 
 def assert_clean_exits(c, whys: tuple[str, ...], after: int = 0) -> None:
@@ -128,8 +143,9 @@ def assert_clean_exits(c, whys: tuple[str, ...], after: int = 0) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_sighup_rolling_reload_loses_no_request(corral):
-    c = corral.start(*COMMON, workers=2)
+@pytest.mark.parametrize("surge", [1, 2])
+def test_sighup_rolling_reload_loses_no_request(corral, surge):
+    c = corral.start(*COMMON, "--max-surge", str(surge), workers=2)
     first = set(c.worker_pids().values())
     with Load(c.port) as load:
         mark = c.mark()
@@ -137,9 +153,10 @@ def test_sighup_rolling_reload_loses_no_request(corral):
         c.wait_for_log(r"state Running -> Reloading \(SIGHUP: rolling to generation 1\)",
                        after=mark)
         c.wait_for_log(r"reload to generation 1 complete", after=mark)
-        # The old workers drain after their successors are ready, so they exit after this.
-        c.wait_for_log(r"worker \d+ exited \(pid \d+\): exit code 0 \(reloaded\)", after=mark,
-                       count=2)
+        # The old workers drain once their successors are ready, so they exit after this.
+        wait_exited(c, first, after=mark)
+        second = set(c.worker_pids().values())
+        assert not second & first
         load.wait_ok(since=time.monotonic())
 
         # A second SIGHUP while the next roll is under way restarts it with the newest code.
@@ -148,15 +165,25 @@ def test_sighup_rolling_reload_loses_no_request(corral):
         c.wait_for_log(r"worker \d+ spawned \(pid \d+\) to take over from pid \d+", after=mark)
         c.send_signal(signal.SIGHUP)
         c.wait_for_log(r"reload to generation 3 complete", after=mark)
+        wait_exited(c, second, after=mark)
         load.wait_ok(since=time.monotonic())
-        load.assert_nothing_lost("SIGHUP")
+        load.assert_nothing_lost(f"SIGHUP --max-surge {surge}")
+        load.assert_served_by(first | second)
 
-    wait_workers(c, 2, "2 ready workers after the reloads")
     final = set(c.worker_pids().values())
-    assert not final & first, f"workers {final & first} were never replaced"
-    assert all(not pid_alive(pid) for pid in first)
-    assert_clean_exits(c, ("reloaded", "superseded"))
+    assert not final & (first | second)
+    print("/healthz after the reloads:", health(c))
+    # Both rolls are complete and every replaced worker has exited: nothing is left to settle,
+    # so this wait is short (it only keeps the test from hanging while a worker leaks).
+    wait_workers(c, 2, "exactly 2 workers, all ready, after the reloads; /healthz "
+                       f"{health(c)}; log:\n{c.tail()}", timeout=5)
     assert health(c).get("reload_error") is None
+    # Every worker replaced by a roll says so; only a successor stopped while booting, when
+    # the second SIGHUP restarted the roll, is "superseded".
+    reasons = {int(m["pid"]): m["why"] for m in c.find_log(EXITED)}
+    wrong = {pid: reasons[pid] for pid in first | second if reasons[pid] != "reloaded"}
+    assert not wrong, f"workers replaced by a reload but logged otherwise: {wrong}"
+    assert_clean_exits(c, ("reloaded", "superseded"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,10 +204,12 @@ def test_scale_up_and_down_loses_no_request(corral):
         mark = c.mark()
         c.send_signal(signal.SIGTTOU)
         c.wait_for_log(r"scaling down to 2 workers \(SIGTTOU\)", after=mark)
-        c.wait_for_log(r"worker 2 exited \(pid \d+\): exit code 0 \(scaled down\)", after=mark)
+        removed = c.wait_for_log(r"worker 2 exited \(pid (\d+)\): exit code 0 \(scaled down\)",
+                                 after=mark)
         wait_workers(c, 2, "2 ready workers after SIGTTOU")
         load.wait_ok(since=time.monotonic())
         load.assert_nothing_lost("SIGTTIN/SIGTTOU")
+        load.assert_served_by({int(removed.group(1))})
     assert_clean_exits(c, ("scaled down",))
 
 
@@ -195,6 +224,7 @@ def test_max_requests_recycling_loses_no_request(corral):
         c.wait_for_log(r"worker \d+ exited \(pid \d+\): exit code 0 \(recycled\)", count=4)
         load.wait_ok(since=time.monotonic())
         load.assert_nothing_lost("--max-requests")
+        load.assert_served_by({int(m["pid"]) for m in exits(c, "recycled")})
     recycled = exits(c, "recycled")
     print(f"{len(recycled)} workers recycled")
     assert len(recycled) >= 4
@@ -219,6 +249,7 @@ def test_max_worker_memory_recycling_loses_no_request(corral):
         c.wait_for_log(rf"worker \d+ exited \(pid {pid}\): exit code 0 \(recycled\)")
         load.wait_ok(since=time.monotonic())
         load.assert_nothing_lost("--max-worker-memory")
+        load.assert_served_by({int(pid)})
     # Only the grown worker was replaced.
     assert [m["pid"] for m in exits(c, "recycled")] == [pid]
     assert_clean_exits(c, ("recycled",))
@@ -299,22 +330,32 @@ def listen_queue(port: int) -> int | None:
     return None
 
 
+def hold_every_worker(c, release: Path, workers: set[int]) -> list[InflightRequest]:
+    """Blocks the event loop of each serving worker (pids) with a /hold (apps.hold) until
+    `release` exists. One at a time, so that each worker takes exactly one: once its loop is
+    blocked, a worker accepts nothing more."""
+    holds, holders = [], set()
+    for _ in workers:
+        hold = InflightRequest(c.port, f"/hold?file={release}")
+        holds.append(hold)
+        holders.add(c.wait_taken(hold, workers))
+    assert holders == workers, f"holds taken by {holders}, workers {workers}"
+    return holds
+
+
+def queue_requests(c, n: int) -> list[InflightRequest]:
+    """n requests whose connections wait in the listen queue (every worker is held)."""
+    queued = [InflightRequest(c.port, "/pid") for _ in range(n)]
+    wait_until(lambda: listen_queue(c.port) == n, EVENT_DEADLINE,
+               f"{n} connections in the listen queue (now {listen_queue(c.port)})")
+    return queued
+
+
 def test_stop_serves_connections_waiting_in_the_listen_queue(corral, tmp_path):
     release = tmp_path / "release"
     c = corral.start(*COMMON, "--graceful-timeout", "20s", app="apps.hold:app", workers=2)
-    workers = set(c.worker_pids().values())
-    # One at a time, so that each worker takes one hold and its event loop is then blocked:
-    # neither accepts anything more.
-    holds, holders = [], set()
-    for _ in range(2):
-        hold = InflightRequest(c.port, f"/hold?file={release}")
-        holds.append(hold)
-        holders.add(c.wait_taken(hold))
-    assert holders == workers, f"holds taken by {holders}, workers {workers}"
-
-    queued = [InflightRequest(c.port, "/pid") for _ in range(QUEUED)]
-    wait_until(lambda: listen_queue(c.port) == QUEUED, EVENT_DEADLINE,
-               f"{QUEUED} connections in the listen queue (now {listen_queue(c.port)})")
+    holds = hold_every_worker(c, release, set(c.worker_pids().values()))
+    queued = queue_requests(c, QUEUED)
     mark = c.mark()
     c.send_signal(signal.SIGTERM)
     c.wait_for_log(r"state Running -> Draining", after=mark)
@@ -338,6 +379,62 @@ def test_stop_serves_connections_waiting_in_the_listen_queue(corral, tmp_path):
     rc = c.wait_exit()
     assert rc == 0, f"exit code {rc}; log:\n{c.tail()}"
     assert len(exits(c, "drained", mark)) == 2
+
+
+@pytest.mark.parametrize("how", ["sighup", "sigttou"])
+def test_worker_stopped_while_booting_loses_no_queued_request(corral, tmp_path, how):
+    """A worker that corral stops while it boots: the first roll's successor when a second
+    SIGHUP restarts the roll, or the worker SIGTTIN added when SIGTTOU comes before it is
+    ready. Here it is in its lifespan startup (uvicorn has installed its signal handlers) while
+    connections wait in the listen queue (both serving workers are busy): the stopped worker
+    must not take them, or must serve them, but never drop them. The same race showed under
+    plain load (SIGHUPs one second apart): the stopped worker's output says `Task was destroyed
+    but it is pending! ... _accept_connection2` and `Connection: close` clients get resets."""
+    release = tmp_path / "release-holds"
+    c = corral.start(*COMMON, "--graceful-timeout", "20s", app="apps.hold:app", workers=2,
+                     env={"HOLD_BOOT_DIR": str(tmp_path)})
+    try:
+        stopped_while_booting(c, tmp_path, release, how)
+    finally:
+        release.touch()
+        (tmp_path / "hold-boot").unlink(missing_ok=True)
+
+
+def stopped_while_booting(c, tmp_path: Path, release: Path, how: str) -> None:
+    serving = set(c.worker_pids().values())
+    (tmp_path / "hold-boot").touch()
+    mark = c.mark()
+    c.send_signal(signal.SIGHUP if how == "sighup" else signal.SIGTTIN)
+    booting = int(c.wait_for_log(r"worker \d+ spawned \(pid (\d+)\)", after=mark).group(1))
+    wait_until(lambda: (tmp_path / f"booting.{booting}").exists(), EVENT_DEADLINE,
+               f"worker {booting} to reach its lifespan startup")
+    holds = hold_every_worker(c, release, serving)
+    queued = queue_requests(c, QUEUED)
+
+    mark = c.mark()
+    if how == "sighup":
+        c.send_signal(signal.SIGHUP)
+        c.wait_for_log(r"rolling to generation 2", after=mark)
+    else:
+        c.send_signal(signal.SIGTTOU)
+        c.wait_for_log(r"scaling down to 2 workers", after=mark)
+    # The stopped worker finishes its startup now, with connections in the queue.
+    (tmp_path / f"release.{booting}").touch()
+    gone = c.wait_for_log(rf"worker \d+ exited \(pid {booting}\): .*", after=mark)
+    print("corral:", gone.group(0))
+    print(f"listen queue after it exited: {listen_queue(c.port)} of {QUEUED}")
+    (tmp_path / "hold-boot").unlink()
+    release.touch()
+    for request in holds + queued:
+        request.join(EVENT_DEADLINE)
+    served = collections.Counter(r.body.decode() for r in queued if r.status == 200)
+    print(f"queued requests: {sum(served.values())} of {QUEUED} answered 200, by {dict(served)}")
+    lost = [r for r in holds + queued if r.status != 200]
+    assert not lost, (f"{len(lost)} of {QUEUED} queued requests lost when worker {booting} was "
+                      f"stopped while booting: {lost[:3]}...\ncorral: {gone.group(0)}")
+    if how == "sighup":
+        c.wait_for_log(r"reload to generation 2 complete", after=mark)
+    wait_workers(c, 2, "2 ready workers")
 
 
 # --------------------------------------------------------------------------------------------

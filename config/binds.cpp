@@ -1,0 +1,124 @@
+#include "config/binds.hpp"
+
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdint>
+#include <string_view>
+
+#include "config/config_error.hpp"
+#include "config/socket_activation.hpp"
+#include "config/values.hpp"
+
+namespace corral {
+namespace {
+
+constexpr std::string_view kDefaultAdminBind = "127.0.0.1:8081";
+
+std::vector<Input> splitList(const Input& input) {
+  std::vector<Input> items;
+  std::string item;
+  for (const char c : input.text + ",") {
+    if (c == ',' || std::isspace(static_cast<unsigned char>(c)) != 0) {
+      if (!item.empty()) items.push_back({input.source, item});
+      item.clear();
+    } else {
+      item += c;
+    }
+  }
+  if (items.empty()) fail(input, "expected addresses separated by commas or spaces");
+  return items;
+}
+
+std::vector<Input> bindInputs(const Inputs& inputs) {
+  auto given = inputs.all("--bind");
+  if (!given.empty()) return given;
+  if (const auto listed = inputs.variable("CORRAL_BIND")) return splitList(*listed);
+  return {};
+}
+
+// Platforms such as Heroku and Cloud Run announce the port to serve in PORT; gunicorn honours
+// it the same way.
+BindAddress defaultBind(const Inputs& inputs) {
+  BindAddress address;
+  if (const auto port = inputs.variable("PORT")) {
+    address.host = "0.0.0.0";
+    address.port = static_cast<std::uint16_t>(
+        parseInRange(*port, 0, 65535, "expected a port number from 0 to 65535"));
+  } else {
+    address.host = "127.0.0.1";
+    address.port = 8000;
+  }
+  return address;
+}
+
+// Port 0 asks the kernel for a fresh port each time, so two such binds never collide.
+bool collides(const BindAddress& a, const BindAddress& b) {
+  return a == b && !(a.kind == BindAddress::Kind::Tcp && a.port == 0);
+}
+
+BindAddress fdAddress(int fd) {
+  BindAddress address;
+  address.kind = BindAddress::Kind::Fd;
+  address.fd = fd;
+  return address;
+}
+
+// systemd's sockets (LISTEN_FDS) are binds; the one named "admin" is the admin endpoint.
+std::vector<BindAddress> activatedBinds(const Inputs& inputs, bool admin) {
+  std::vector<BindAddress> binds;
+  for (const auto& socket : activatedSockets(inputs.env(), static_cast<int>(::getpid()))) {
+    if ((socket.name == kAdminSocketName) == admin) binds.push_back(fdAddress(socket.fd));
+  }
+  return binds;
+}
+
+// The default must not take an address the user asked to serve the app on.
+BindAddress defaultAdminBind(const std::vector<BindAddress>& binds) {
+  auto address = parseBindAddress(kDefaultAdminBind, "--admin-bind");
+  for (const auto& bind : binds) {
+    if (collides(bind, address)) {
+      throw ConfigError("bind address " + bind.str() + " is also the admin server's default; " +
+                        "pass --admin-bind with another address or 'none'");
+    }
+  }
+  return address;
+}
+
+}  // namespace
+
+std::vector<BindAddress> parseBinds(const Inputs& inputs) {
+  std::vector<BindAddress> binds = activatedBinds(inputs, false);
+  for (const auto& input : bindInputs(inputs)) {
+    const auto address = parseBindAddress(input.text, input.source);
+    for (const auto& earlier : binds) {
+      if (collides(earlier, address)) {
+        fail(input, "duplicate of the earlier bind " + earlier.str());
+      }
+    }
+    binds.push_back(address);
+  }
+  if (binds.empty()) binds.push_back(defaultBind(inputs));
+  return binds;
+}
+
+std::optional<BindAddress> parseAdminBind(const Inputs& inputs,
+                                          const std::vector<BindAddress>& binds) {
+  const auto input = inputs.get("--admin-bind");
+  if (!input) {
+    const auto activated = activatedBinds(inputs, true);
+    if (!activated.empty()) return activated.front();
+    return defaultAdminBind(binds);
+  }
+  if (lower(input->text) == "none") return std::nullopt;
+  const auto address = parseBindAddress(input->text, input->source);
+  if (address.kind == BindAddress::Kind::Fd) fail(*input, "expected HOST:PORT or unix:PATH");
+  for (const auto& bind : binds) {
+    if (collides(bind, address)) {
+      fail(*input, "already used by a --bind address; choose another or 'none'");
+    }
+  }
+  return address;
+}
+
+}  // namespace corral

@@ -1,0 +1,20 @@
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "config/bind_address.hpp"
+#include "config/inputs.hpp"
+
+namespace corral {
+
+/// The addresses to serve the app on: systemd's activated sockets, then --bind (or the list in
+/// CORRAL_BIND), else one default address. Never empty; duplicates are refused.
+std::vector<BindAddress> parseBinds(const Inputs& inputs);
+
+/// --admin-bind, else an activated socket named "admin", else 127.0.0.1:8081; nullopt for
+/// 'none'. Refuses an address that `binds` already uses.
+std::optional<BindAddress> parseAdminBind(const Inputs& inputs,
+                                          const std::vector<BindAddress>& binds);
+
+}  // namespace corral
