@@ -19,7 +19,6 @@ import os
 import re
 import select
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -351,8 +350,12 @@ def report(runs, notes, load_after):
         if r.get("error"):
             return "error"
         s = r["summary"]
-        return f"{s['failed']} of {s['sent']}" + (f" (+{s['non2xx']} non-2xx)"
-                                                  if s["non2xx"] else "")
+        notes = []
+        if s["reused_failed"]:
+            notes.append(f"{s['reused_failed']} on a reused connection")
+        if s["non2xx"]:
+            notes.append(f"+{s['non2xx']} non-2xx")
+        return f"{s['failed']} of {s['sent']}" + (f" ({', '.join(notes)})" if notes else "")
 
     lines = [
         f"# Lifecycle: corral vs gunicorn vs uvicorn — {notes['date']}",
@@ -372,8 +375,10 @@ def report(runs, notes, load_after):
         "## Failed requests, side by side",
         "",
         "Failed requests of all those sent (for SIGTERM: of those sent in the first "
-        f"{fmt_s(WINDOW)} s after it). n/a: the server has no such operation; =: same as the row "
-        "above.",
+        f"{fmt_s(WINDOW)} s after it). \"on a reused connection\": how many of those failed on "
+        "a keep-alive connection that had already carried a request (the server closed it as "
+        "the request arrived: the keep-alive race). n/a: the server has no such operation; =: "
+        "same as the row above.",
         "",
         "| operation | load | " + " | ".join(SERVERS) + " |",
         "| --- | --- | " + " | ".join("---:" for _ in SERVERS) + " |",
@@ -428,10 +433,10 @@ def report(runs, notes, load_after):
         "",
         "## Every run",
         "",
-        "| server | operation | load | sent | ok | failed | refused | reset | timeout | closed "
-        "| failed on a reused connection | non-2xx | p50 ms | p99 ms | p99 ÷ baseline p99 "
-        "| workers started | idle connections found closed |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| server | operation | load | offered | sent | ok | failed | refused | reset | timeout "
+        "| closed | failed on a reused connection | non-2xx | p50 ms | p99 ms "
+        "| p99 ÷ baseline p99 | workers started | idle connections found closed |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
         "| ---: | ---: | ---: | ---: | ---: |",
     ]
     for name in SERVERS:
@@ -441,40 +446,44 @@ def report(runs, notes, load_after):
                 if isinstance(spec, str):
                     if mode == MODES[0]:
                         lines.append(f"| {name} | {op['key']} | all | {spec} "
-                                     + "| " * 13 + "|")
+                                     + "| " * 14 + "|")
                     continue
                 r = find(name, op["key"], mode)
                 if r is None:
                     continue
                 if r.get("error"):
                     lines.append(f"| {name} | {op['key']} | {mode} | error: "
-                                 f"{r['error'].splitlines()[0]} " + "| " * 13 + "|")
+                                 f"{r['error'].splitlines()[0]} " + "| " * 14 + "|")
                     continue
                 s = r["summary"]
                 base = find(name, "baseline", mode)
                 b99 = base["summary"]["p99"] if base and not base.get("error") else None
                 other = f" (+{s['error']} other)" if s["error"] else ""
+                term = op.get("term")
+                offered = RATE * (WINDOW if term else op["duration"])
                 lines.append(
-                    f"| {name} | {op['key']} | {mode} | {s['sent']} | {s['ok']} | "
+                    f"| {name} | {op['key']} | {mode} | {offered:.0f} | {s['sent']} | {s['ok']} | "
                     f"{s['failed']}{other} | {s['refused']} | {s['reset']} | {s['timeout']} | "
                     f"{s['closed']} | {s['reused_failed'] if mode != 'close' else '—'} | "
                     f"{s['non2xx']} | {f_ms(s['p50'])} | {f_ms(s['p99'])} | "
-                    f"{'—' if op['key'] == 'baseline' else f_ratio(s['p99'], b99)} | "
+                    f"{'—' if op['key'] == 'baseline' or term else f_ratio(s['p99'], b99)} | "
                     f"{r['workers_started']} | {s['stale'] if mode != 'close' else '—'} |")
     lines += [
         "",
-        "sent: requests sent during the load (for SIGTERM rows: during the first "
-        f"{fmt_s(WINDOW)} s after SIGTERM). ok: 2xx answers. failed: no answer, by kind "
-        "(refused: nothing listened; reset: the connection was reset; timeout: no answer "
-        f"within {TIMEOUT:g} s, connecting or reading; closed: the server closed the "
-        "connection without an answer). failed on a reused connection: those failures that "
-        "happened on a keep-alive connection that had already carried a request, i.e. the "
-        "server closed it while the request was on its way (the keep-alive race). p50/p99: "
-        "latency of the answered requests, from the request's start to the end of the "
-        "response (a new connection's connect included). workers started: worker processes the "
-        "server started during the load (from its log). idle connections found closed: "
-        "requests for which the client found its idle keep-alive connection already closed "
-        "by the server and opened a new one, as HTTP client pools do; not failures.",
+        f"offered: {RATE:g} requests/s times the load's length (for SIGTERM rows: the first "
+        f"{fmt_s(WINDOW)} s after SIGTERM). sent: requests actually sent then; fewer than "
+        "offered means the clients fell behind, because answers took longer than a client's "
+        f"{CONNECTIONS / RATE * 1000:g} ms interval (or timed out). ok: 2xx answers. "
+        "failed: no answer, by kind (refused: nothing listened; reset: the connection was "
+        f"reset; timeout: no answer within {TIMEOUT:g} s, connecting or reading; closed: the "
+        "server closed the connection without an answer). failed on a reused connection: "
+        "those failures that happened on a keep-alive connection that had already carried a "
+        "request, i.e. the server closed it while the request was on its way (the keep-alive "
+        "race). p50/p99: latency of the answered requests, from the request's start to the "
+        "end of the response (a new connection's connect included). workers started: worker "
+        "processes the server started during the load (from its log). idle connections found "
+        "closed: requests for which the client found its idle keep-alive connection already "
+        "closed by the server and opened a new one, as HTTP client pools do; not failures.",
     ]
 
     # SIGTERM details.
@@ -506,6 +515,7 @@ def report(runs, notes, load_after):
 
     # Where corral lost requests.
     lost = [r for r in runs if r["name"] == "corral" and not r.get("error") and r["failures"]]
+    lost.sort(key=lambda r: r["op"].startswith("sigterm"))  # stable: run order otherwise
     lines += ["", "## Where corral lost requests", ""]
     if not lost:
         lines.append("Nowhere in this run: every request sent to corral got a 2xx answer.")
@@ -533,16 +543,18 @@ def report(runs, notes, load_after):
             for f in group:
                 key = f"{f[2]} ({'reused' if f[3] else 'new'} connection)"
                 kinds[key] = kinds.get(key, 0) + 1
+            wall = datetime.datetime.fromtimestamp(r["wall0"] + group[0][0])
             lines += [
                 "",
-                f"  At {group[0][0]:.3f}–{group[-1][0]:.3f} s into the load: "
+                f"  At {group[0][0]:.3f}–{group[-1][0]:.3f} s into the load (from "
+                f"{wall.strftime('%H:%M:%S.%f')[:-3]}): "
                 + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-                + f". corral's log ({r['log']}) from 0.6 s before:",
+                + f". corral's log ({r['log']}), from 0.8 s before to 0.4 s after:",
                 "",
                 "  ```",
             ]
-            excerpt = log_excerpt(r, r["wall0"] + group[0][0] - 0.6,
-                                  r["wall0"] + group[-1][0] + 0.2)
+            excerpt = log_excerpt(r, r["wall0"] + group[0][0] - 0.8,
+                                  r["wall0"] + group[-1][0] + 0.4)
             lines += [f"  {line}" for line in excerpt] or ["  (no log line in that time)"]
             lines.append("  ```")
         if len(clusters) > 3:

@@ -17,8 +17,10 @@ std::string lowerStateName(State state) {
 
 std::string statusJson(const SupervisorStatus& s, std::string_view extra) {
   return fmt::format(
-             R"({{"state":"{}","workers":{{"ready":{},"alive":{},"total":{},"required":{}}}{}}})",
-             lowerStateName(s.state), s.ready, s.alive, s.target, s.required, extra) +
+             R"({{"state":"{}","workers":{{"ready":{},"alive":{},"total":{},"required":{}}})"
+             R"(,"workers_reason":{}{}}})",
+             lowerStateName(s.state), s.ready, s.alive, s.target, s.required,
+             jsonString(s.workers_reason), extra) +
          "\n";
 }
 

@@ -3,11 +3,13 @@
 // supervisor's exit code.
 
 #include <spdlog/spdlog.h>
+#include <linux/close_range.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -58,6 +60,38 @@ void becomeSubreaper() {
         "go to the host's init",
         std::strerror(errno));
   }
+}
+
+// A parent may have blocked signals, and a blocked SIGTERM or SIGCHLD would never reach the
+// handlers (sigprocmask survives exec). Job-control signals are ignored until SignalRouter
+// installs its handlers, so that nothing corral writes meanwhile can stop it.
+void resetSignals() {
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (const int signo : {SIGTTIN, SIGTTOU, SIGTSTP}) ::signal(signo, SIG_IGN);
+  // Writes to a closed admin connection must fail with EPIPE, not kill corral.
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+// Descriptors a parent leaked (the write end of its pipe, say) would keep that parent waiting;
+// corral keeps only stdio and the sockets it was told to adopt.
+void closeInheritedFds(const Config& config) {
+  std::vector<int> keep{0, 1, 2};
+  for (const BindAddress& address : config.binds) {
+    if (address.kind == BindAddress::Kind::Fd) keep.push_back(address.fd);
+  }
+  if (config.admin_bind && config.admin_bind->kind == BindAddress::Kind::Fd) {
+    keep.push_back(config.admin_bind->fd);
+  }
+  std::sort(keep.begin(), keep.end());
+  unsigned next = 0;
+  for (const int fd : keep) {
+    const auto u = static_cast<unsigned>(fd);
+    if (u > next) ::close_range(next, u - 1, 0);
+    next = std::max(next, u + 1);
+  }
+  ::close_range(next, ~0U, 0);
 }
 
 int run(const Config& config) {
@@ -116,11 +150,11 @@ int run(const Config& config) {
 
 int main(int argc, char** argv) {
   using namespace corral;
-  // Writes to a closed admin connection must fail with EPIPE, not kill corral.
-  ::signal(SIGPIPE, SIG_IGN);
+  resetSignals();
   const ParseOutcome outcome =
       parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr);
   if (!outcome.config) return outcome.exit_code;
+  closeInheritedFds(*outcome.config);
   setupLogging(outcome.config->log_level);
   try {
     return run(*outcome.config);

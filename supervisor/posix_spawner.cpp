@@ -51,10 +51,7 @@ struct ChildSetup {
     ::sigfillset(&all);
     ::sigprocmask(SIG_SETMASK, &all, nullptr);  // no handler of ours may run past this point
     resetDispositions();
-    if (::setpgid(0, 0) != 0 || ::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return lastError();
-    // If corral died before PR_SET_PDEATHSIG took hold, no signal will come: give up now.
-    if (::getppid() != parent)
-      return boost::system::error_code(ESRCH, boost::system::system_category());
+    if (::setpgid(0, 0) != 0) return lastError();
     for (const int fd : keep_fds) {
       if (::fcntl(fd, F_SETFD, 0) != 0) return lastError();
     }
@@ -62,6 +59,12 @@ struct ChildSetup {
     if (user && (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(user->gid) != 0 ||
                  ::setuid(user->uid) != 0)) {
       return lastError();
+    }
+    // After the uid change, which clears the parent-death signal (prctl(2)).
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) return lastError();
+    // If corral died before PR_SET_PDEATHSIG took hold, no signal will come: give up now.
+    if (::getppid() != parent) {
+      return boost::system::error_code(ESRCH, boost::system::system_category());
     }
     closeOthers(launcher.fd_whitelist);
     sigset_t none;
@@ -118,6 +121,13 @@ PosixSpawner::PosixSpawner(boost::asio::io_context& io, std::vector<int> inherit
       user_groups_(user_ ? std::vector<gid_t>(user_->groups.begin(), user_->groups.end())
                          : std::vector<gid_t>{}),
       reaper_(io, [this](Pid pid, ExitStatus status) { onReaped(pid, status); }) {
+}
+
+void PosixSpawner::setListener(ChildListener& listener) {
+  listener_ = &listener;
+  // A child of corral's parent that exited before corral's SIGCHLD handler existed (it stays
+  // ours across exec) sent its signal into the void: collect it now.
+  reaper_.reapAll();
 }
 
 SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
@@ -197,6 +207,10 @@ void PosixSpawner::onReaped(Pid pid, ExitStatus status) {
   if (it != channels_.end()) {
     drain(pid, *it->second);  // a last message (a boot error, say) comes before the exit
     channels_.erase(it);
+    // What the worker started in its own process group (a subprocess, a pool) must not outlive
+    // it: corral may be a plain child of a shell, where nothing else would collect it. The
+    // group id is still the worker's: it was reaped a moment ago, on this same thread.
+    ::kill(-pid, SIGKILL);
   }
   if (listener_ != nullptr) listener_->onChildExit(pid, status);
 }

@@ -26,7 +26,7 @@ class PosixSpawner final : public ProcessSpawner {
   PosixSpawner(boost::asio::io_context& io, std::vector<int> inherited_fds,
                std::optional<WorkerUser> user);
 
-  void setListener(ChildListener& listener) override { listener_ = &listener; }
+  void setListener(ChildListener& listener) override;
   SpawnResult spawn(const SpawnSpec& spec) override;
   void signal(Pid pid, int signo, bool whole_group) override;
   std::optional<std::uint64_t> residentBytes(Pid pid) const override;

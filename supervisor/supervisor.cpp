@@ -206,6 +206,7 @@ SupervisorStatus Supervisor::status() const {
   s.generation = generation_;
   s.draining_reason = draining_reason_;
   s.reload_error = reload_error_;
+  s.workers_reason = config_.workers_reason;
   return s;
 }
 

@@ -48,6 +48,7 @@ struct SupervisorStatus {
   int generation = 0;
   std::string draining_reason;
   std::string reload_error;  ///< why the last reload was abandoned, if it was
+  std::string workers_reason;  ///< how the worker count was chosen (--workers auto explains)
 };
 
 /// Keeps `config.workers` uvicorn workers serving: spawns them, respawns the ones that crash
@@ -167,6 +168,7 @@ class Supervisor final : public ChildListener {
   void continueRoll();
   void abortRoll(std::string why);
   void replaceWorker(Worker& worker, StopCause why, std::string_view what);
+  void supersede(Worker& successor);
   void onSuccessorReady(Worker& successor);
   void onSuccessorFailed(const Worker& successor, ExitStatus status);
   void checkMemory();

@@ -27,10 +27,7 @@ void Supervisor::reload(std::string_view why) {
   reload_error_.clear();
   // Replacements still booting from an earlier roll run older code than what is asked for now.
   for (auto& [pid, worker] : workers_) {
-    if (worker.state == WorkerState::Starting && worker.replaces >= 0) {
-      if (Worker* old = find(worker.replaces)) old->replacing_for = StopCause::None;
-      retireWorker(worker, StopCause::Superseded);
-    }
+    if (worker.state == WorkerState::Starting && worker.replaces >= 0) supersede(worker);
   }
   transitionTo(State::Reloading, fmt::format("{}: rolling to generation {}", why, generation_));
   continueRoll();
@@ -75,12 +72,17 @@ void Supervisor::abortRoll(std::string why) {
   spdlog::error("reload to generation {} failed; the old workers keep serving:\n{}", generation_,
                 reload_error_);
   for (auto& [pid, worker] : workers_) {
-    if (worker.state == WorkerState::Starting && worker.replaces >= 0) {
-      retireWorker(worker, StopCause::Superseded);
-    }
-    worker.replacing_for = StopCause::None;
+    if (worker.state == WorkerState::Starting && worker.replaces >= 0) supersede(worker);
   }
   transitionTo(State::Running, "reload failed");
+}
+
+// Stops a replacement that is still booting; the worker it was to replace is free to be
+// replaced again, and the stopped one's exit is nobody's failure.
+void Supervisor::supersede(Worker& successor) {
+  if (Worker* old = find(successor.replaces)) old->replacing_for = StopCause::None;
+  successor.replaces = -1;
+  retireWorker(successor, StopCause::Superseded);
 }
 
 // Starts a successor for `worker` in its slot; `worker` keeps serving until the successor is
@@ -165,8 +167,8 @@ void Supervisor::checkMemory() {
     }
     if (++worker.memory_strikes >= 2) {
       replaceWorker(worker, StopCause::Recycle,
-                    fmt::format("uses {} of memory, above --max-worker-memory {}",
-                                formatSize(*resident), formatSize(limit)));
+                    fmt::format("uses {:.1f}Mi of memory, above --max-worker-memory {}",
+                                static_cast<double>(*resident) / (1 << 20), formatSize(limit)));
     }
   }
   memory_poll_->enable(kMemoryCheckInterval);

@@ -152,6 +152,14 @@ def make_server(uvicorn, config):
             self.corral_signal = sig
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            if self.started and self.corral_signal is not None:
+                # Stopped while its listeners were being created: uvicorn 0.17 would return
+                # without a shutdown and drop what they had accepted. Shut down properly, once.
+                await self.shutdown(sockets=sockets)
+                self.started = False
+
         async def shutdown(self, sockets=None):
             # uvicorn's shutdown closes every connection that has no request in progress, and
             # that includes one accepted a moment ago whose request bytes are still on the way:
@@ -159,10 +167,27 @@ def make_server(uvicorn, config):
             # such connections a moment to deliver their request, then shut down as usual.
             for server in getattr(self, "servers", None) or []:
                 server.close()
-            await asyncio.sleep(ACCEPTED_LINGER)
+            if self.server_state.connections:
+                await asyncio.sleep(ACCEPTED_LINGER)
             await super().shutdown(sockets=sockets)
 
     return WorkerServer(config)
+
+
+class Listeners(list):
+    """The listening sockets as handed to uvicorn, which goes through them to start accepting
+    once lifespan startup is done. A worker told to stop while it booted finds none: taking
+    connections from the shared queue only to quit without answering them would reset them,
+    where any other worker would serve them."""
+
+    def __init__(self, socks, server):
+        super().__init__(socks)
+        self.server = server
+
+    def __iter__(self):
+        if self.server.corral_signal is not None and not self.server.started:
+            return iter(())
+        return super().__iter__()
 
 
 class _Catcher(logging.Handler):
@@ -288,7 +313,8 @@ class Worker:
         server = self.server
         try:
             self.config.load()  # uvicorn logs then sys.exit()s on some import errors
-            server.run(sockets=socks)  # returns with started False if lifespan startup failed
+            # Returns with started False if lifespan startup failed.
+            server.run(sockets=Listeners(socks, server))
         except BaseException as exc:
             if self.ready:
                 raise  # a crash after READY is no boot failure: Python reports it as usual

@@ -11,6 +11,9 @@ the test's tmp_path (workers inherit them, so uvicorn's and faulthandler's outpu
 too). At teardown it stops every corral still running with SIGTERM and checks that it exits and
 that no worker outlives it, kills whatever is left (so a failing test never leaves a process
 holding a port), and fails if the log shows a sanitizer report.
+
+corral.start(pidns=True) runs corral as PID 1 of a new pid namespace (unshare), and
+corral.start(tty=True) on a pseudo-terminal that is its controlling terminal; see Corral.
 """
 
 from __future__ import annotations

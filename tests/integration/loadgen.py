@@ -9,8 +9,10 @@ Two modes:
 - "keepalive": each thread reuses one connection for request after request (HTTP/1.1
   keep-alive), opening a new one when the server closed the last (for instance with a
   `connection: close` response header while a worker shuts down) or, as a client's connection
-  pool does, after `per_connection` requests: so the keep-alive load spreads over every worker,
-  including one that started after the load did, instead of staying on the first ones.
+  pool does, after `per_connection` requests (0: never). per_connection may be a list, one
+  value per thread (cycled): a mix of connections that live on and connections renewed often,
+  so that the keep-alive load both spreads over every worker, including one that started after
+  the load did, and has connections open on a worker when it shuts down.
 
 Outcomes (Result.outcome):
 - "ok"          a 2xx response, complete;
@@ -74,18 +76,19 @@ class LoadGenerator:
     def __init__(self, port: int, mode: str = "close", threads: int = 4, path: str = "/",
                  max_requests: int = 20000, max_seconds: float = 30.0, pause: float = 0.002,
                  timeout: float = 10.0, connect_timeout: float = 10.0, host: str = "127.0.0.1",
-                 per_connection: int = 25):
+                 per_connection: int | list[int] = 25):
         assert mode in ("close", "keepalive"), mode
         self.port, self.mode, self.path, self.host = port, mode, path, host
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.pause, self.timeout, self.connect_timeout = pause, timeout, connect_timeout
-        self.per_connection = per_connection
         self.results: list[Result] = []
         self._lock = threading.Lock()
         self._sent = 0
         self._stop = threading.Event()
         self._stop_at: float | None = None
-        self._threads = [threading.Thread(target=self._run, daemon=True, name=f"load-{i}")
+        limits = per_connection if isinstance(per_connection, list) else [per_connection]
+        self._threads = [threading.Thread(target=self._run, args=(limits[i % len(limits)],),
+                                          daemon=True, name=f"load-{i}")
                          for i in range(threads)]
         self.started_at: float | None = None
         self.stopped_at: float | None = None
@@ -129,6 +132,11 @@ class LoadGenerator:
                        if (outcome is None or r.outcome == outcome)
                        and (since is None or r.started >= since))
 
+    def served_by(self, pid: int) -> int:
+        """2xx responses whose body ends with pid (apps.basic's `/`: "ok <pid>")."""
+        with self._lock:
+            return sum(1 for r in self.results if r.outcome == "ok" and r.pid == pid)
+
     def wait_for(self, n: int, outcome: str = "ok", since: float | None = None,
                  timeout: float = 20.0) -> bool:
         """Waits until n requests (started at or after `since`) had `outcome`."""
@@ -143,8 +151,13 @@ class LoadGenerator:
 
     # ---- results -----------------------------------------------------------------------------
 
+    def snapshot(self) -> list[Result]:
+        """The results so far (a copy: the threads may still be adding to them)."""
+        with self._lock:
+            return list(self.results)
+
     def summary(self, results: list[Result] | None = None) -> dict:
-        results = self.results if results is None else results
+        results = self.snapshot() if results is None else results
         counts = collections.Counter(r.outcome for r in results)
         statuses = collections.Counter(r.status for r in results if r.outcome == "status")
         return {
@@ -162,16 +175,17 @@ class LoadGenerator:
 
     def failures(self, results: list[Result] | None = None) -> list[Result]:
         """Every request that did not end with a 2xx, except the keep-alive idle-close race."""
-        results = self.results if results is None else results
+        results = self.snapshot() if results is None else results
         return [r for r in results if r.outcome not in ("ok", "idle_close")]
 
     def describe(self, results: list[Result] | None = None, limit: int = 10) -> str:
         """The summary and the first failures, with times relative to start()."""
-        results = self.results if results is None else results
+        results = self.snapshot() if results is None else results
         lines = [f"{self.summary(results)}"]
         for r in self.failures(results)[:limit]:
-            lines.append(f"  +{r.started - self.started_at:.3f}s..+{r.finished - self.started_at:.3f}s "
-                         f"{r.outcome} status={r.status} reused={r.reused} {r.detail}")
+            started, finished = r.started - self.started_at, r.finished - self.started_at
+            lines.append(f"  +{started:.3f}s..+{finished:.3f}s {r.outcome} status={r.status} "
+                         f"reused={r.reused} {r.detail}")
         idle = [r for r in results if r.outcome == "idle_close"]
         for r in idle[:limit]:
             lines.append(f"  +{r.started - self.started_at:.3f}s idle_close {r.detail}")
@@ -192,7 +206,7 @@ class LoadGenerator:
         with self._lock:
             self.results.append(result)
 
-    def _run(self) -> None:
+    def _run(self, per_connection: int) -> None:
         sock: socket.socket | None = None
         reused = False
         carried = 0  # complete responses on the current connection
@@ -206,12 +220,13 @@ class LoadGenerator:
                     return
                 try:
                     if sock is None:
-                        sock, reused, carried = self._connect(), False, 0
+                        reused, carried = False, 0
+                        sock = self._connect()
                     status, body, keep = self._exchange(sock, request)
                     outcome = "ok" if 200 <= status < 300 else "status"
                     self._record(Result(started, time.monotonic(), outcome, reused, status, body))
                     carried += 1
-                    if self.mode == "close" or not keep or carried >= self.per_connection:
+                    if self.mode == "close" or not keep or 0 < per_connection <= carried:
                         sock.close()
                         sock = None
                     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -243,3 +244,22 @@ def test_admin_endpoints_show_how_the_worker_count_was_derived(half_cpu_cgroup, 
              if "cfs_quota_us" in body or "auto" in body}
     assert shown, ("no admin endpoint says where the worker count came from (auto, the v1 "
                    f"quota); they answer:\n" + "\n".join(f"{p}: {b}" for p, b in bodies.items()))
+
+
+def test_workers_auto_inside_a_cgroup_namespace(half_cpu_cgroup, corral):
+    """Checklist item 33: in a new cgroup namespace (as a container has) /proc/self/cgroup says
+    "/" and the v1 hierarchy is mounted afresh, with the namespace's root, which is the
+    limited cgroup, as its root: the quota is read at the mount point."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: the quota and the CPU count give the same answer")
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    mount_fresh = ('mount -t tmpfs cgroups /sys/fs/cgroup && mkdir /sys/fs/cgroup/cpu && '
+                   'mount -t cgroup -o cpu cgroup /sys/fs/cgroup/cpu && exec "$@"')
+    c = corral.start("--workers", "auto", workers=None, wrapper=half_cpu_cgroup.wrap(
+        "unshare", "--cgroup", "--mount", "/bin/sh", "-c", mount_fresh, "sh"))
+    match = c.wait_for_log(r"starting (\d+) workers? \((.*)\) for ")
+    print("corral:", match.group(0))
+    assert match.group(1) == "1", match.group(0)
+    assert f"{QUOTA_US}/{PERIOD_US}" in match.group(2)
+    assert len(c.spawns()) == 1

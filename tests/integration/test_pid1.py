@@ -125,18 +125,20 @@ def test_pid1_sigterm_from_outside_the_namespace_drains_and_exits_0(corral):
     assert not left, f"processes of the namespace outlived corral: {left}"
 
 
-@pytest.mark.parametrize("name", NOT_A_STOP)
-def test_pid1_survives_signals_that_are_not_stop_requests(corral, name):
-    """Sent from outside the namespace: corral logs each one (so it has a handler and the signal
-    arrived) and goes on running and serving; none of them stops or kills it."""
+def test_pid1_survives_signals_that_are_not_stop_requests(corral):
+    """Sent from outside the namespace, one after the other: corral logs each one (so it has a
+    handler and the signal arrived) and goes on running and serving; none of them stops or
+    kills it (SIGHUP reloads and SIGTTIN/SIGTTOU scale, which is fine)."""
     c = corral.start(pidns=True, workers=1)
-    mark = c.mark()
-    os.kill(c.main_pid, getattr(signal, name))
-    c.wait_for_log(rf"\b{name}\b", after=mark, timeout=10)
-    assert proc_state(c.main_pid) not in ("T", "t", None), f"{name} stopped corral"
-    assert c.admin("/healthz", timeout=5).status == 200
-    assert c.get("/").status == 200
-    assert not c.find_log(r"Draining|Stopped", after=mark), f"{name} started a stop:\n{c.tail()}"
+    start = c.mark()
+    for name in NOT_A_STOP:
+        mark = c.mark()
+        os.kill(c.main_pid, getattr(signal, name))
+        c.wait_for_log(rf"\b{name}\b", after=mark, timeout=10)
+        assert proc_state(c.main_pid) not in ("T", "t", None), f"{name} stopped corral"
+        assert c.admin("/healthz", timeout=5).status == 200, f"after {name}"
+        assert c.get("/").status == 200, f"after {name}"
+    assert not c.find_log(r"Draining|Stopped", after=start), f"a stop was started:\n{c.tail()}"
     assert c.running
 
 
@@ -268,11 +270,36 @@ def test_a_child_that_exited_before_corral_started_is_reaped(corral):
     print(f"children of corral besides the worker: {inherited} "
           f"(states {[proc_state(pid) for pid in inherited]})")
 
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 3
     while zombies(children_of(c.pid)) or metric(c, "corral_orphans_reaped_total") != 1:
         if time.monotonic() > deadline:
-            pytest.fail(f"5 s after corral started, the child it inherited is still a zombie: "
+            pytest.fail(f"3 s after corral started, the child it inherited is still a zombie: "
                         f"{zombies(children_of(c.pid))} (corral_orphans_reaped_total "
                         f"{metric(c, 'corral_orphans_reaped_total')})")
         time.sleep(0.1)
     assert not worker_exits(c)
+
+
+@pytest.mark.parametrize("name, expected_rc", [("SIGTERM", 0), ("SIGINT", 130)])
+def test_a_workers_own_children_do_not_outlive_corral(corral, name, expected_rc):
+    """Checklist item 10 (tini test/pgroup, dumb-init spawn_and_kill_pipeline): a worker's own
+    subprocess (here `sleep 600`, in the worker's process group) is stopped with it. As PID 1
+    the kernel would kill it when corral exits; as a plain child of a shell nothing does, and
+    it keeps running, reparented to the host's init, after corral has exited."""
+    c = corral.start(app="apps.procs:app", workers=1)
+    worker = c.worker_pids()[0]
+    child = int(c.get("/child?s=600").text)
+    assert os.getpgid(child) == os.getpgid(worker)
+    try:
+        c.send_signal(getattr(signal, name))
+        assert c.wait_exit() == expected_rc
+        deadline = time.monotonic() + 2
+        while pid_alive(child) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if pid_alive(child):
+            pytest.fail(f"after corral stopped ({name}, exit {c.returncode}), worker {worker}'s "
+                        f"child {child} (`sleep 600`) is still running, now a child of pid "
+                        f"{_proc_stat(child)[1]}")
+    finally:
+        if pid_alive(child):
+            os.kill(child, signal.SIGKILL)

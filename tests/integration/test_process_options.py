@@ -299,10 +299,10 @@ def test_corral_handles_signals_its_parent_left_blocked(corral, what):
             victim = c.worker_pids()[0]
             mark = c.mark()
             os.kill(victim, signal.SIGKILL)
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 3
             while not c.find_log(rf"exited \(pid {victim}\)", after=mark):
                 if time.monotonic() > deadline:
-                    pytest.fail(f"a SIGKILLed worker went unnoticed for 5 s (state "
+                    pytest.fail(f"a SIGKILLed worker went unnoticed for 3 s (state "
                                 f"{proc_state(victim)}): corral inherited SIGCHLD blocked")
                 time.sleep(0.05)
             c.wait_ready(1)

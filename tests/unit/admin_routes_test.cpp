@@ -12,6 +12,7 @@ SupervisorStatus running(int ready, int alive, int target) {
   s.alive = alive;
   s.target = target;
   s.required = target;
+  s.workers_reason = "auto: 2 workers from cgroup";
   return s;
 }
 
@@ -20,7 +21,8 @@ TEST_CASE("/healthz is 200 while a worker is alive or starting", "[unit][admin]"
   CHECK(routeAdmin("GET", "/healthz", running(0, 1, 2), m).status == 200);
   CHECK(
       routeAdmin("GET", "/healthz", running(2, 2, 2), m).body ==
-      "{\"state\":\"running\",\"workers\":{\"ready\":2,\"alive\":2,\"total\":2,\"required\":2}}\n");
+      "{\"state\":\"running\",\"workers\":{\"ready\":2,\"alive\":2,\"total\":2,\"required\":2},"
+      "\"workers_reason\":\"auto: 2 workers from cgroup\"}\n");
   CHECK(routeAdmin("GET", "/healthz", running(0, 0, 2), m).status == 503);
   SupervisorStatus draining = running(1, 1, 2);
   draining.state = State::Draining;
@@ -28,6 +30,17 @@ TEST_CASE("/healthz is 200 while a worker is alive or starting", "[unit][admin]"
   SupervisorStatus stopped = running(0, 0, 2);
   stopped.state = State::Stopped;
   CHECK(routeAdmin("GET", "/healthz", stopped, m).status == 503);
+}
+
+TEST_CASE("A failed reload shows on both endpoints", "[unit][admin]") {
+  const Metrics m;
+  SupervisorStatus s = running(2, 2, 2);
+  s.reload_error = "SyntaxError: invalid syntax";
+  for (const char* path : {"/healthz", "/ready"}) {
+    const AdminResponse r = routeAdmin("GET", path, s, m);
+    CHECK(r.status == 200);  // the old workers serve on
+    CHECK_THAT(r.body, Catch::Contains("\"reload_error\":\"SyntaxError: invalid syntax\""));
+  }
 }
 
 TEST_CASE("/ready needs the required workers and no drain", "[unit][admin]") {

@@ -11,6 +11,9 @@ GET /orphans?n=N&hold=0|1
     one they wait on, and never run Python's shutdown.
 GET /release
     Closes the pipe every held grandchild waits on: they all see end-of-file together and exit.
+GET /child?s=N
+    Starts `sleep N` as a child of the worker (in the worker's process group) and keeps it:
+    the worker's own subprocess, as an app that shells out makes one. Answers its pid.
 GET /status
     The worker's /proc/self/status lines Sig* as captured when this module was imported, and
     now, as JSON: {"at_import": {...}, "now": {...}}.
@@ -18,6 +21,7 @@ GET /status
 
 import json
 import os
+import subprocess
 
 from apps.basic import http as basic_http
 from apps.basic import lifespan, respond
@@ -30,6 +34,7 @@ def _signal_lines():
 
 
 AT_IMPORT = _signal_lines()
+_children = []  # the worker's own subprocesses, kept so they are not reaped
 _held = []  # write ends of the pipes that held grandchildren wait on
 
 
@@ -91,6 +96,12 @@ async def app(scope, receive, send):
                      for part in scope["query_string"].decode().split("&") if part)
         pids = make_orphans(int(query.get("n", "1")), query.get("hold", "0") == "1")
         await respond(send, 200, json.dumps(pids), "application/json")
+    elif path == "/child":
+        query = dict(part.partition("=")[::2]
+                     for part in scope["query_string"].decode().split("&") if part)
+        child = subprocess.Popen(["sleep", query.get("s", "600")], stdin=subprocess.DEVNULL)
+        _children.append(child)
+        await respond(send, 200, str(child.pid))
     elif path == "/release":
         released = len(_held)
         while _held:
