@@ -52,6 +52,7 @@ SERVERS = bench.SERVERS
 WORKERS = bench.WORKERS
 GRACEFUL = bench.GRACEFUL
 PATH = "/"
+JSON_FAILURES = 100  # failed requests kept per run in lifecycle.json
 GROW_PATH = f"/grow?kb={GROW_KB}"
 
 
@@ -639,6 +640,11 @@ def main():
     text = report(runs, notes, load_after)
     with open(os.path.join(RESULTS, "lifecycle.md"), "w") as f:
         f.write(text)
+    for run in runs:  # the report has used them all; the file keeps the first ones
+        failures = run.get("failures", [])
+        if len(failures) > JSON_FAILURES:
+            run["failures"] = failures[:JSON_FAILURES]
+            run["failures_left_out"] = len(failures) - JSON_FAILURES
     with open(os.path.join(RESULTS, "lifecycle.json"), "w") as f:
         json.dump({"notes": notes, "load_after": load_after, "runs": runs}, f, indent=1)
     print(text)

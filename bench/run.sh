@@ -112,6 +112,6 @@ for script in "${SCRIPTS[@]}"; do
   status=$?
   set -e
   DRIVER_PID=
-  ((status == 0)) || final=$status
+  if ((status != 0 && final == 0)); then final=$status; fi
 done
 exit "$final"
