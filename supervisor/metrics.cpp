@@ -19,6 +19,9 @@ std::string renderPrometheus(const Metrics& m, const SupervisorStatus& s) {
   out += fmt::format("corral_workers{{state=\"ready\"}} {}\n", s.ready);
   out += fmt::format("corral_workers{{state=\"alive\"}} {}\n", s.alive);
   out += fmt::format("corral_workers{{state=\"desired\"}} {}\n", s.target);
+  family(out, "corral_listen_queue_connections", "gauge",
+         "Connections in the listen queues that no worker has accepted yet.");
+  out += fmt::format("corral_listen_queue_connections {}\n", s.queued);
   family(out, "corral_state", "gauge", "1 for the supervisor's current state.");
   for (const State state :
        {State::Starting, State::Running, State::Reloading, State::Draining, State::Stopped}) {

@@ -207,6 +207,7 @@ SupervisorStatus Supervisor::status() const {
   s.draining_reason = draining_reason_;
   s.reload_error = reload_error_;
   s.workers_reason = config_.workers_reason;
+  if (hooks_.queued_connections) s.queued = hooks_.queued_connections();
   return s;
 }
 

@@ -49,6 +49,7 @@ struct SupervisorStatus {
   std::string draining_reason;
   std::string reload_error;  ///< why the last reload was abandoned, if it was
   std::string workers_reason;  ///< how the worker count was chosen (--workers auto explains)
+  std::size_t queued = 0;      ///< connections in the listen queues, not accepted yet
 };
 
 /// Keeps `config.workers` uvicorn workers serving: spawns them, respawns the ones that crash

@@ -377,6 +377,8 @@ def test_stop_serves_connections_waiting_in_the_listen_queue(corral, tmp_path):
     c = corral.start(*COMMON, "--graceful-timeout", "20s", app="apps.hold:app", workers=2)
     holds = hold_every_worker(c, release, set(c.worker_pids().values()))
     queued = queue_requests(c, QUEUED)
+    metrics = c.admin("/metrics").body.decode()
+    assert f"corral_listen_queue_connections {QUEUED}\n" in metrics, metrics
     mark = c.mark()
     c.send_signal(signal.SIGTERM)
     c.wait_for_log(r"state Running -> Draining", after=mark)

@@ -85,6 +85,7 @@ TEST_CASE("/metrics renders Prometheus text", "[unit][admin]") {
   CHECK_THAT(r.body, Catch::Contains("corral_worker_spawns_total 5\n"));
   CHECK_THAT(r.body, Catch::Contains("corral_worker_exits_total{reason=\"crash\"} 2\n"));
   CHECK_THAT(r.body, Catch::Contains("corral_orphans_reaped_total 7\n"));
+  CHECK_THAT(r.body, Catch::Contains("corral_listen_queue_connections 0\n"));
   CHECK_THAT(r.body, Catch::Contains("corral_state{state=\"Running\"} 1\n"));
   CHECK_THAT(r.body, Catch::Contains("# TYPE corral_worker_exits_total counter\n"));
 }
