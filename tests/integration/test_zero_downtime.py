@@ -187,7 +187,10 @@ def test_sighup_rolling_reload_loses_no_request(corral, surge):
         wait_exited(c, second, after=mark)
         load.wait_ok(since=time.monotonic())
         load.assert_nothing_lost(f"SIGHUP --max-surge {surge}")
-        load.assert_served_by(first | second)
+        # The second generation lives only until the next roll: keep-alive connections, which
+        # stay with their worker, may never reach one of them, so one kind of load is enough.
+        load.assert_served_by(first)
+        load.assert_served_by(second, each_mode=False)
 
     final = set(c.worker_pids().values())
     assert not final & (first | second)
@@ -271,7 +274,7 @@ def test_max_worker_memory_recycling_loses_no_request(corral):
         c.wait_for_log(rf"worker \d+ exited \(pid {pid}\): exit code 0 \(recycled\)")
         load.wait_ok(since=time.monotonic())
         load.assert_nothing_lost("--max-worker-memory")
-        load.assert_served_by({int(pid)})
+        load.assert_served_by({int(pid)}, each_mode=False)
     # Only the grown worker was replaced.
     assert [m["pid"] for m in exits(c, "recycled")] == [pid]
     assert_clean_exits(c, ("recycled",))
