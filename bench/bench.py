@@ -366,28 +366,38 @@ def cpu_times(pids):
     return out
 
 
+def start_tool(cmd, stderr=subprocess.PIPE):
+    """Starts a load tool (wrk, loader.py) that the cleanup on exit knows to kill."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=stderr, text=True)
+    PROC_CHILDREN.add(proc.pid)
+    remember_pids([proc.pid])
+    return proc
+
+
+def finish_tool(proc, timeout, name):
+    """The tool's (stdout, stderr) once it exits; it is killed if it overruns `timeout`."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise BenchError(f"{name} did not finish in time")
+    finally:
+        PROC_CHILDREN.discard(proc.pid)
+
+
 def start_wrk(port, duration, close, path):
     cmd = ["wrk", "-t", str(THREADS), "-c", str(CONNECTIONS), "-d", f"{duration}s",
            "--timeout", f"{WRK_TIMEOUT}s", "-s", LUA]
     if close:
         cmd += ["-H", "Connection: close"]
     cmd.append(f"http://127.0.0.1:{port}{path}")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    PROC_CHILDREN.add(proc.pid)
-    remember_pids([proc.pid])
-    return proc
+    return start_tool(cmd, stderr=subprocess.STDOUT)
 
 
 def finish_wrk(proc, timeout):
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise BenchError("wrk did not finish in time")
-    finally:
-        PROC_CHILDREN.discard(proc.pid)
+    out, _ = finish_tool(proc, timeout, "wrk")
     for line in out.splitlines():
         if line.startswith("WRK_JSON "):
             result = json.loads(line[len("WRK_JSON "):])

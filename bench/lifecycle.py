@@ -146,22 +146,11 @@ class Server(bench.Server):
 def start_loader(port, path, mode, duration, t0):
     cmd = [bench.PYTHON, LOADER, str(port), path, mode, str(CONNECTIONS), str(RATE),
            str(duration), str(TIMEOUT), repr(t0)]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    bench.PROC_CHILDREN.add(proc.pid)
-    bench.remember_pids([proc.pid])
-    return proc
+    return bench.start_tool(cmd)
 
 
 def finish_loader(proc, timeout):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise BenchError("loader.py did not finish in time")
-    finally:
-        bench.PROC_CHILDREN.discard(proc.pid)
+    out, err = bench.finish_tool(proc, timeout, "loader.py")
     try:
         return json.loads(out)["records"]
     except (ValueError, KeyError):
