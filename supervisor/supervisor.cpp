@@ -48,11 +48,12 @@ Supervisor::~Supervisor() = default;
 // The one place state_ changes.
 void Supervisor::transitionTo(State next, std::string_view why) {
   spdlog::info("state {} -> {} ({})", stateName(state_), stateName(next), why);
-  const State previous = state_;
   state_ = next;
   switch (next) {
     case State::Running:
-      notify("READY=1");  // once every worker serves, unlike gunicorn's before any has booted
+      // Once every worker serves (gunicorn sends it before any has booted); after a roll, it
+      // also ends the RELOADING=1 that began it.
+      notify("READY=1");
       break;
     case State::Reloading:
       notify(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonicMicros()));
@@ -67,7 +68,6 @@ void Supervisor::transitionTo(State next, std::string_view why) {
     case State::Starting:
     case State::Stopped: break;
   }
-  if (previous == State::Reloading && next != State::Reloading) notify("READY=1");
   notifyStatus();
 }
 

@@ -38,6 +38,7 @@ TEST_CASE("Reloading: one slot at a time, the new worker READY first", "[unit][r
   CHECK(h.spawner.signals.back() == Signal{101, SIGTERM, false});
   CHECK(s.state() == State::Running);
   CHECK(h.notified[h.notified.size() - 2] == "READY=1");
+  CHECK(std::count(h.notified.begin(), h.notified.end(), "READY=1") == 2);  // boot, then roll
   h.spawner.exit(100, ExitStatus::exited(0));
   h.spawner.exit(101, ExitStatus::signaled(SIGTERM));
   CHECK(s.metrics().worker_exits.at("reloaded") == 2);
