@@ -366,6 +366,17 @@ def cpu_times(pids):
     return out
 
 
+def write_results(name, text, payload):
+    """Writes results/NAME.md (the tables) and results/NAME.json (the raw numbers), and prints
+    the tables."""
+    with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(RESULTS, f"{name}.json"), "w") as f:
+        json.dump(payload, f, indent=1)
+    print(text)
+    log(f"wrote {os.path.join(RESULTS, name + '.md')}")
+
+
 def start_tool(cmd, stderr=subprocess.PIPE):
     """Starts a load tool (wrk, loader.py) that the cleanup on exit knows to kill."""
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -881,12 +892,7 @@ def main():
         kill_everything()
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = report(results, notes, load_after)
-    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
-        f.write(text)
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
-        json.dump({"notes": notes, "load_after": load_after, "results": results}, f, indent=1)
-    print(text)
-    log(f"wrote {os.path.join(RESULTS, 'latest.md')}")
+    write_results("latest", text, {"notes": notes, "load_after": load_after, "results": results})
     return 1 if any(r.get("error") for r in results) else 0
 
 

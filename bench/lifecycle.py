@@ -627,17 +627,12 @@ def main():
         bench.kill_everything()
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = report(runs, notes, load_after)
-    with open(os.path.join(RESULTS, "lifecycle.md"), "w") as f:
-        f.write(text)
     for run in runs:  # the report has used them all; the file keeps the first ones
         failures = run.get("failures", [])
         if len(failures) > JSON_FAILURES:
             run["failures"] = failures[:JSON_FAILURES]
             run["failures_left_out"] = len(failures) - JSON_FAILURES
-    with open(os.path.join(RESULTS, "lifecycle.json"), "w") as f:
-        json.dump({"notes": notes, "load_after": load_after, "runs": runs}, f, indent=1)
-    print(text)
-    log(f"wrote {os.path.join(RESULTS, 'lifecycle.md')}")
+    bench.write_results("lifecycle", text, {"notes": notes, "load_after": load_after, "runs": runs})
     return 1 if any(r.get("error") for r in runs) else 0
 
 
