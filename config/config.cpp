@@ -66,6 +66,9 @@ void applyRecycling(const Inputs& inputs, Config& config) {
   apply(inputs.get("--max-surge"), config.max_surge, [](const Input& in) {
     return parseInRange(in, 1, kMaxWorkers, "expected a whole number of workers >= 1");
   });
+  apply(inputs.get("--start-method"), config.start_method, [](const Input& in) {
+    return parseChoice(in, {"forkserver", "spawn"}, "expected forkserver or spawn");
+  });
 }
 
 void applyTimeouts(const Inputs& inputs, Config& config) {

@@ -57,7 +57,8 @@ struct Config {
   bool factory = false;
   bool access_log = true;
   std::string app_dir = ".";
-  std::string python;  ///< absolute path of the interpreter
+  std::string python;                       ///< absolute path of the interpreter
+  std::string start_method = "forkserver";  ///< forkserver | spawn
   LogLevel log_level = LogLevel::Info;
   std::string pidfile;             ///< empty: none
   std::optional<WorkerUser> user;  ///< nullopt: workers run as corral does

@@ -63,6 +63,10 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--python", "PATH", Group::Workers,
      "Interpreter that runs the workers; it needs uvicorn\n"
      "[$VIRTUAL_ENV/bin/python, else python3 on PATH]"},
+    {"--start-method", "METHOD", Group::Workers,
+     "forkserver: fork new workers from a process that has\n"
+     "imported uvicorn (milliseconds of CPU each); spawn: a\n"
+     "fresh interpreter each [forkserver]"},
     {"--timeout", "DURATION", Group::Timeouts,
      "Restart a worker whose heartbeat stops for this long;\n"
      "0 turns the check off [30s]"},

@@ -2,14 +2,14 @@
 // main parses the config, builds the pieces around one io_context, runs it, and returns the
 // supervisor's exit code.
 
-#include <spdlog/spdlog.h>
 #include <linux/close_range.h>
+#include <spdlog/spdlog.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/asio/io_context.hpp>
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -51,15 +51,18 @@ std::vector<Listener> openListeners(const Config& config) {
 }
 
 // Orphans of the workers (their double-forked children, say) come to corral rather than to
-// the host's init, and the Reaper collects them. As PID 1 they come anyway.
-void becomeSubreaper() {
-  if (::getpid() == 1) return;
+// the host's init, and the Reaper collects them. As PID 1 they come anyway. False if corral
+// does not adopt orphans.
+bool becomeSubreaper() {
+  if (::getpid() == 1) return true;
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
     spdlog::warn(
         "cannot become a child subreaper ({}): orphaned grandchildren of workers will "
-        "go to the host's init",
+        "go to the host's init, and workers start afresh instead of from the worker template",
         std::strerror(errno));
+    return false;
   }
+  return true;
 }
 
 // A parent may have blocked signals, and a blocked SIGTERM or SIGCHLD would never reach the
@@ -102,10 +105,11 @@ int run(const Config& config) {
   for (const Listener& listener : listeners) fds.push_back(listener.fd());
   std::optional<Pidfile> pidfile;
   if (!config.pidfile.empty()) pidfile.emplace(config.pidfile);
-  becomeSubreaper();
+  // Forked workers are corral's only once it adopts them.
+  const bool use_template = becomeSubreaper() && config.start_method == "forkserver";
 
   int exit_code = kExitFailure;
-  PosixSpawner spawner(io, fds, config.user);
+  PosixSpawner spawner(io, fds, config.user, use_template);
   AsioClock clock(io);
   Notifier notifier(processEnvironment(), ::getpid());
   notifier.startWatchdog(clock);

@@ -114,13 +114,19 @@ std::vector<const char*> pointers(const std::vector<std::string>& strings) {
 }  // namespace
 
 PosixSpawner::PosixSpawner(boost::asio::io_context& io, std::vector<int> inherited_fds,
-                           std::optional<WorkerUser> user)
+                           std::optional<WorkerUser> user, bool use_template)
     : io_(io),
       inherited_fds_(std::move(inherited_fds)),
       user_(std::move(user)),
       user_groups_(user_ ? std::vector<gid_t>(user_->groups.begin(), user_->groups.end())
                          : std::vector<gid_t>{}),
+      use_template_(use_template),
       reaper_(io, [this](Pid pid, ExitStatus status) { onReaped(pid, status); }) {
+}
+
+PosixSpawner::~PosixSpawner() {
+  // Not reaped yet, so these pids are still the templates'.
+  for (const Pid pid : template_pids_) ::kill(pid, SIGKILL);
 }
 
 void PosixSpawner::setListener(ChildListener& listener) {
@@ -135,9 +141,28 @@ SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return {-1, errno};
   const int parent_end = pair[0];
   const int child_end = pair[1];
+  SpawnResult result;
+  if (const auto pid = forkFromTemplate(spec, child_end)) {
+    result = {*pid, 0, true};
+  } else {
+    result = launch(spec, child_end, {});
+  }
+  ::close(child_end);
+  if (!result.ok()) {
+    ::close(parent_end);
+    return result;
+  }
+  auto channel = std::make_unique<Channel>(Channel{next_serial_++, {io_, parent_end}});
+  watch(result.pid, *channel);
+  channels_[result.pid] = std::move(channel);
+  return result;
+}
 
+SpawnResult PosixSpawner::launch(const SpawnSpec& spec, int child_end, std::string_view role) {
   std::vector<std::string> env = spec.env;
+  env.push_back("CORRAL_WORKER_SETTINGS=" + spec.settings);
   env.push_back("CORRAL_CONTROL_FD=" + std::to_string(child_end));
+  if (!role.empty()) env.emplace_back(role);
   const auto env_ptrs = pointers(env);
   std::vector<int> keep = inherited_fds_;
   keep.push_back(child_end);
@@ -147,19 +172,64 @@ SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
   // The executor overload: the io_context one ignores `ec` and throws (Boost 1.81).
   auto process = launcher(io_.get_executor(), ec, spec.executable, spec.args,
                           ChildSetup{env_ptrs.data(), keep, user_, user_groups_});
-  ::close(child_end);
-  if (ec) {
-    ::close(parent_end);
-    return {-1, ec.value()};
-  }
+  if (ec) return {-1, ec.value()};
   // Detach at once: the destructor of a live boost process SIGKILLs it and blocks in waitpid.
   const Pid pid = process.id();
   process.detach();
-
-  auto channel = std::make_unique<Channel>(Channel{next_serial_++, {io_, parent_end}});
-  watch(pid, *channel);
-  channels_[pid] = std::move(channel);
   return {pid, 0};
+}
+
+std::optional<Pid> PosixSpawner::forkFromTemplate(const SpawnSpec& spec, int child_end) {
+  if (!use_template_) return std::nullopt;
+  if (template_ && template_->generation() != spec.generation) retireTemplate();
+  if (!template_) {
+    // This worker starts afresh meanwhile; the next ones are forked once the template is ready.
+    if (spec.generation != failed_template_generation_) startTemplate(spec);
+    return std::nullopt;
+  }
+  if (!template_->ready()) return std::nullopt;
+  const auto pid = template_->fork(spec.settings, child_end);
+  if (!pid) retireTemplate();
+  return pid;
+}
+
+void PosixSpawner::startTemplate(const SpawnSpec& spec) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return;
+  const SpawnResult result = launch(spec, pair[1], "CORRAL_WORKER_ROLE=template");
+  ::close(pair[1]);
+  if (!result.ok()) {
+    ::close(pair[0]);
+    spdlog::warn("cannot start the worker template: {}", std::strerror(result.error));
+    return;
+  }
+  template_ = std::make_unique<WorkerTemplate>(io_, result.pid, pair[0], spec.generation);
+  template_pids_.insert(result.pid);
+  spdlog::debug("worker template started (pid {}) for generation {}", result.pid, spec.generation);
+}
+
+void PosixSpawner::retireTemplate() {
+  ::kill(template_->pid(), SIGKILL);  // not reaped yet: the pid is still the template's
+  template_.reset();
+}
+
+bool PosixSpawner::templateExited(Pid pid, ExitStatus status) {
+  if (template_pids_.erase(pid) == 0) return false;
+  if (template_ && template_->pid() == pid) {
+    if (template_->ready()) {
+      spdlog::warn("worker template (pid {}) {}; the next worker starts a new one", pid,
+                   status.str());
+    } else {
+      // Most likely what keeps workers from booting too, which they report themselves.
+      failed_template_generation_ = template_->generation();
+      spdlog::debug(
+          "worker template (pid {}) {} before it was ready; workers start afresh "
+          "until a reload",
+          pid, status.str());
+    }
+    template_.reset();
+  }
+  return true;
 }
 
 void PosixSpawner::signal(Pid pid, int signo, bool whole_group) {
@@ -203,6 +273,7 @@ bool PosixSpawner::drain(Pid pid, Channel& channel) {
 }
 
 void PosixSpawner::onReaped(Pid pid, ExitStatus status) {
+  if (templateExited(pid, status)) return;
   const auto it = channels_.find(pid);
   if (it != channels_.end()) {
     drain(pid, *it->second);  // a last message (a boot error, say) comes before the exit

@@ -5,16 +5,19 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "config/config.hpp"
 #include "supervisor/process_spawner.hpp"
 #include "supervisor/reaper.hpp"
+#include "supervisor/worker_template.hpp"
 
 namespace corral {
 
-/// Starts workers with Boost.Process v2 (used only as the fork/exec launcher and detached at
-/// once), gives each a control channel, and owns the Reaper.
+/// Starts workers, gives each a control channel, and owns the Reaper. A worker is forked by
+/// the worker template (WorkerTemplate) when there is a ready one, else started afresh with
+/// Boost.Process v2 (used only as the fork/exec launcher and detached at once).
 ///
 /// Each child starts the way tini starts its child: an empty signal mask, default dispositions,
 /// its own process group, PR_SET_PDEATHSIG(SIGKILL) so nothing outlives corral, and no file
@@ -22,9 +25,13 @@ namespace corral {
 class PosixSpawner final : public ProcessSpawner {
  public:
   /// `inherited_fds`: the listening sockets every worker gets, at the same numbers; `user`:
-  /// the identity workers switch to before exec, if any.
+  /// the identity workers switch to before exec, if any; `use_template`: fork workers from a
+  /// worker template (--start-method forkserver; corral must adopt orphans for that).
   PosixSpawner(boost::asio::io_context& io, std::vector<int> inherited_fds,
-               std::optional<WorkerUser> user);
+               std::optional<WorkerUser> user, bool use_template);
+  ~PosixSpawner() override;
+  PosixSpawner(const PosixSpawner&) = delete;
+  PosixSpawner& operator=(const PosixSpawner&) = delete;
 
   void setListener(ChildListener& listener) override;
   SpawnResult spawn(const SpawnSpec& spec) override;
@@ -36,6 +43,16 @@ class PosixSpawner final : public ProcessSpawner {
     unsigned serial;
     boost::asio::posix::stream_descriptor socket;
   };
+
+  /// Fork/exec of `spec`, with `child_end` as its control channel; `role` is its extra
+  /// environment entry, if any.
+  SpawnResult launch(const SpawnSpec& spec, int child_end, std::string_view role);
+  /// The pid of a worker forked by the template, or nullopt: then it must start afresh.
+  std::optional<Pid> forkFromTemplate(const SpawnSpec& spec, int child_end);
+  void startTemplate(const SpawnSpec& spec);
+  void retireTemplate();
+  /// True if `pid` was a template, which is nothing the Supervisor needs to know about.
+  bool templateExited(Pid pid, ExitStatus status);
 
   void watch(Pid pid, Channel& channel);
   /// Delivers every pending message; false once the worker has closed its end.
@@ -49,6 +66,10 @@ class PosixSpawner final : public ProcessSpawner {
   ChildListener* listener_ = nullptr;
   std::map<Pid, std::unique_ptr<Channel>> channels_;
   unsigned next_serial_ = 0;
+  bool use_template_;
+  std::unique_ptr<WorkerTemplate> template_;
+  std::set<Pid> template_pids_;          ///< the template and retired ones, until reaped
+  int failed_template_generation_ = -1;  ///< a template of this generation never got ready
   Reaper reaper_;
 };
 

@@ -17,15 +17,18 @@ using Pid = pid_t;
 /// What to run for one worker. The spawner adds the listening sockets and a control channel.
 struct SpawnSpec {
   int slot = 0;
+  int generation = 0;             ///< the reload generation the worker belongs to
   std::string executable;         ///< absolute path; also the child's argv[0]
   std::vector<std::string> args;  ///< arguments after argv[0]
-  std::vector<std::string> env;   ///< complete environment, "NAME=value"
+  std::vector<std::string> env;   ///< environment, "NAME=value", but for the settings
+  std::string settings;           ///< the worker's settings, JSON (worker/PROTOCOL.md)
 };
 
 /// A spawn either gives a pid or the errno of what failed (folly's SubprocessSpawnError).
 struct SpawnResult {
   Pid pid = -1;
   int error = 0;
+  bool forked = false;  ///< forked from the worker template rather than started afresh
   bool ok() const { return error == 0; }
 };
 

@@ -32,7 +32,9 @@ Supervisor::Worker* Supervisor::spawnWorker(int slot, Pid replaces, StopCause wh
     // Drawn per worker, so that workers started together do not all recycle together.
     max_requests += hooks_.random(config_.max_requests_jitter);
   }
-  const SpawnResult result = spawner_.spawn(command_.specFor(slot, max_requests));
+  SpawnSpec spec = command_.specFor(slot, max_requests);
+  spec.generation = generation_;
+  const SpawnResult result = spawner_.spawn(spec);
   if (!result.ok()) {
     ++metrics_.spawn_failures;
     spdlog::error("worker {} could not be started: {}", slot, std::strerror(result.error));
@@ -50,8 +52,9 @@ Supervisor::Worker* Supervisor::spawnWorker(int slot, Pid replaces, StopCause wh
   worker.deadline->enable(config_.startup_timeout);
   if (Worker* old = find(replaces)) old->replacing_for = why;
   ++metrics_.worker_spawns;
-  spdlog::info("worker {} spawned (pid {}){}", slot, pid,
-               replaces < 0 ? "" : fmt::format(" to take over from pid {}", replaces));
+  spdlog::info("worker {} spawned (pid {}){}{}", slot, pid,
+               replaces < 0 ? "" : fmt::format(" to take over from pid {}", replaces),
+               result.forked ? ", forked from the template" : "");
   return &worker;
 }
 

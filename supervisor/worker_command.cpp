@@ -75,7 +75,7 @@ SpawnSpec WorkerCommand::specFor(int slot, int max_requests) const {
   spec.executable = config_.python;
   spec.args = {"-c", std::string(kWorkerShim)};
   spec.env = base_env_;
-  spec.env.push_back("CORRAL_WORKER_SETTINGS=" + settingsJson(slot, max_requests));
+  spec.settings = settingsJson(slot, max_requests);
   return spec;
 }
 

@@ -8,8 +8,8 @@
 
 namespace corral {
 
-/// Builds the command line and environment of a worker: `PYTHON -c <shim>` with its settings
-/// as JSON in CORRAL_WORKER_SETTINGS (worker/PROTOCOL.md).
+/// Builds the command line, environment and settings of a worker: `PYTHON -c <shim>` with its
+/// settings as JSON (worker/PROTOCOL.md).
 class WorkerCommand {
  public:
   /// `listener_fds`: the sockets workers serve on; `environment`: corral's own, "NAME=value".

@@ -156,6 +156,31 @@ def namespace_members(init_host_pid: int) -> dict[int, int]:
     return members
 
 
+def is_worker_template(pid: int) -> bool:
+    """Whether PID is corral's worker template (--start-method forkserver), which says so in
+    its process name."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "corral-template"
+    except OSError:
+        return False
+
+
+def without_template(members: dict[int, int]) -> dict[int, int]:
+    """namespace_members() but for the worker template."""
+    return {pid: host for pid, host in members.items() if not is_worker_template(host)}
+
+
+def wait_template(c) -> int:
+    """The (host) pid of corral's one worker template, once it has named itself, which it does
+    as it starts."""
+    def one():
+        pids = namespace_members(c.main_pid).values() if c.pidns else children_of(c.pid)
+        found = [pid for pid in pids if is_worker_template(pid)]
+        return found[0] if len(found) == 1 else None
+
+    return wait_until(one, EVENT_DEADLINE, "one worker template among corral's children")
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for candidate in _all_pids():
@@ -641,6 +666,23 @@ class Corral:
             return None
 
         return wait_until(all_ready, timeout, f"{workers} ready workers; log tail:\n{self.tail()}")
+
+    def fork_workers(self) -> dict[int, int]:
+        """Replaces every worker with one forked from the worker template, by SIGKILLing it
+        until its replacement is forked (the first ones start afresh while the template boots);
+        returns slot -> pid of the forked workers, all ready."""
+        for slot in sorted(self.worker_pids()):
+            for _ in range(20):
+                mark = self.mark()
+                os.kill(self.worker_pids()[slot], signal.SIGKILL)
+                spawned = self.wait_for_log(rf"worker {slot} spawned \(pid (\d+)\)(.*)",
+                                            after=mark)
+                self.wait_for_log(rf"worker {slot} ready \(pid {spawned[1]}\)", after=mark)
+                if spawned[2] == ", forked from the template":
+                    break
+            else:
+                pytest.fail(f"worker {slot} was never forked from the template:\n{self.tail()}")
+        return self.worker_pids()
 
     # ---- requests ----------------------------------------------------------------------------
 

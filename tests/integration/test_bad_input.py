@@ -55,6 +55,7 @@ USAGE_CASES = [
     pytest.param(["--admin-bind", "nowhere"], {}, ["nowhere"], id="admin-bind"),
     pytest.param(["--log-level", "loud"], {}, ["log-level", "loud"], id="log-level"),
     pytest.param(["--lifespan", "sometimes"], {}, ["lifespan", "sometimes"], id="lifespan"),
+    pytest.param(["--start-method", "fork"], {}, ["start-method", "fork"], id="start-method"),
 ]
 
 

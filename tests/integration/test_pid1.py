@@ -26,7 +26,7 @@ import pytest
 
 from conftest import (EVENT_DEADLINE, INTEGRATION_DIR, PYTHON, InflightRequest, _proc_stat,
                       children_of, namespace_members, pid_alive, proc_state, server_side_of,
-                      socket_owner, wait_until)
+                      socket_owner, wait_template, wait_until, without_template)
 
 if os.geteuid() != 0:
     pytest.skip("PID namespaces (unshare -p) need root", allow_module_level=True)
@@ -86,7 +86,9 @@ def test_pid1_has_a_real_handler_for_every_signal_it_acts_on(corral):
     c = corral.start(pidns=True, workers=1)
     status = status_fields(c.main_pid)
     assert status["NSpid"].split()[-1] == "1", f"corral is not PID 1 of its namespace: {status}"
-    assert [pid for _, pid in c.spawns()] == [2], "the first worker should be pid 2 in the ns"
+    # The worker template starts first, then the worker.
+    assert wait_template(c) == namespace_members(c.main_pid)[2], "pid 2 should be the template"
+    assert [pid for _, pid in c.spawns()] == [3], "the first worker should be pid 3 in the ns"
     mask = int(status["SigCgt"], 16)
     missing = [name for name in HANDLED if not mask & (1 << (getattr(signal, name) - 1))]
     assert not missing, (f"as PID 1 corral has no handler for {missing} (SigCgt {mask:#x}): the "
@@ -107,7 +109,8 @@ def _taken_by(c, request: InflightRequest) -> int:
 
 def test_pid1_sigterm_from_outside_the_namespace_drains_and_exits_0(corral):
     c = corral.start("--graceful-timeout", "20s", app="apps.procs:app", pidns=True, workers=2)
-    members = namespace_members(c.main_pid)
+    wait_template(c)
+    members = without_template(namespace_members(c.main_pid))
     assert len(members) == 3, f"expected corral and 2 workers in the namespace: {members}"
     request = InflightRequest(c.port, "/sleep?s=1.5")
     worker = _taken_by(c, request)
@@ -177,7 +180,7 @@ def test_pid1_reaps_a_hundred_double_forked_orphans(corral):
     wait_metric(c, "corral_orphans_reaped_total", 100, "orphans made by the worker")
 
     def only_corral_and_workers():
-        members = namespace_members(c.main_pid)
+        members = without_template(namespace_members(c.main_pid))
         return set(members) == {1} | workers and members
 
     members = wait_until(only_corral_and_workers, EVENT_DEADLINE,

@@ -47,6 +47,16 @@ PARENT_IGNORES = "HUP,TERM,INT,QUIT,USR1,ALRM,TTOU"
 PARENT_BLOCKS = "USR2,WINCH,ALRM,PROF,TTIN"
 
 
+# How the workers of a test started: `spawned`, a fresh interpreter each (at corral's start), or
+# `forked` from the worker template (--start-method forkserver, for every later worker).
+STARTS = pytest.mark.parametrize("start", ["spawned", "forked"])
+
+
+def started(c, start: str) -> dict[int, int]:
+    """slot -> pid of the workers, after replacing them with forked ones if start says so."""
+    return c.fork_workers() if start == "forked" else c.worker_pids()
+
+
 def status_of(pid: int) -> dict[str, str]:
     text = Path(f"/proc/{pid}/status").read_text()
     return {key: value.strip() for key, _, value in (line.partition(":") for line in
@@ -157,13 +167,14 @@ def test_user_runs_workers_unprivileged_while_corral_binds_a_low_port(corral, gr
     print("worker's USER/HOME:", env.get("USER"), env.get("HOME"))
 
 
-def test_workers_with_user_do_not_outlive_a_sigkilled_corral(corral):
+@STARTS
+def test_workers_with_user_do_not_outlive_a_sigkilled_corral(corral, start):
     """Issue 2: 'If corral itself is killed with SIGKILL, no worker survives to hold the port.'
     The kernel clears PR_SET_PDEATHSIG when a process changes its uid or gid, so a parent-death
     signal set before setuid() is lost (prctl(2))."""
     port = free_low_port()
     c = corral.start("--user", "nobody", bind=f"127.0.0.1:{port}", workers=2)
-    workers = list(c.worker_pids().values())
+    workers = list(started(c, start).values())
     c.proc.kill()
     c.wait_exit(10)
     deadline = time.monotonic() + 2
@@ -209,7 +220,8 @@ def test_umask_sets_the_unix_socket_mode(corral, tmp_path, umask, expected):
 # --------------------------------------------------------------------------------------------
 
 
-def test_workers_get_clean_signal_sets_whatever_corral_inherited(corral):
+@STARTS
+def test_workers_get_clean_signal_sets_whatever_corral_inherited(corral, start):
     """corral's parent ignores and blocks signals (some corral handles, some it does not);
     every worker still starts with nothing blocked and nothing ignored but what CPython
     ignores itself, and drains on corral's SIGTERM."""
@@ -219,7 +231,7 @@ def test_workers_get_clean_signal_sets_whatever_corral_inherited(corral):
     own = status_of(c.pid)
     print(f"corral: SigBlk {sorted(sigset(own['SigBlk']))} SigIgn {sorted(sigset(own['SigIgn']))}")
     assert sigset(own["SigIgn"]) & {"SIGALRM"}, "precondition: corral inherited ignored SIGALRM"
-    for pid in c.worker_pids().values():
+    for pid in started(c, start).values():
         status = status_of(pid)
         blocked, ignored = int(status["SigBlk"], 16), int(status["SigIgn"], 16)
         assert blocked == 0, f"worker {pid} starts with blocked {sorted(sigset(status['SigBlk']))}"
@@ -327,7 +339,8 @@ def unix_listeners() -> dict[int, str]:
     return found
 
 
-def test_workers_hold_only_stdio_their_sockets_and_their_channel(corral, tmp_path):
+@STARTS
+def test_workers_hold_only_stdio_their_sockets_and_their_channel(corral, tmp_path, start):
     """A pipe and a socket that corral's parent leaked to it, corral's admin socket and its
     own descriptors, and the other workers' control channels must not reach a worker."""
     leaked_r, leaked_w = os.pipe()
@@ -352,7 +365,7 @@ def test_workers_hold_only_stdio_their_sockets_and_their_channel(corral, tmp_pat
         corral_fds = fd_targets(c.pid)
         print(f"corral's fds: {corral_fds}")
         other_channels = {}
-        for pid in c.worker_pids().values():
+        for pid in started(c, start).values():
             fds = fd_targets(pid)
             print(f"worker {pid}: {fds}")
             assert {fd: fds.get(fd) for fd in (0, 1, 2)} == {fd: corral_fds.get(fd)

@@ -6,7 +6,10 @@ import signal
 import socket
 import time
 
-from conftest import EVENT_DEADLINE, EXITED, InflightRequest, pid_alive, wait_until
+import pytest
+
+from conftest import (EVENT_DEADLINE, EXITED, InflightRequest, children_of, is_worker_template,
+                      pid_alive, wait_until)
 
 
 def start_slow_requests(c, count: int, seconds: float) -> list[InflightRequest]:
@@ -82,9 +85,13 @@ def test_request_longer_than_graceful_timeout_is_killed_at_deadline(corral):
     assert slow.status != 200, slow
 
 
-def test_sigkill_of_corral_leaves_no_worker(corral):
+@pytest.mark.parametrize("forked", [False, True], ids=["spawned", "forked"])
+def test_sigkill_of_corral_leaves_no_worker(corral, forked):
+    """Forked workers set their parent-death signal once corral has adopted them; the
+    template (a child of corral's, like a spawned worker) goes too."""
     c = corral.start(workers=2)
-    workers = list(c.worker_pids().values())
+    workers = list((c.fork_workers() if forked else c.worker_pids()).values())
+    workers += [pid for pid in children_of(c.pid) if is_worker_template(pid)]
     port = c.port
 
     c.proc.kill()

@@ -186,6 +186,7 @@ TEST_CASE_METHOD(ConfigFixture, "parseCommandLine defaults", "[unit][config]") {
   CHECK(config.access_log);
   CHECK(config.app_dir == ".");
   CHECK(config.python == python_);
+  CHECK(config.start_method == "forkserver");
   CHECK(config.log_level == LogLevel::Info);
 }
 
@@ -196,7 +197,7 @@ TEST_CASE_METHOD(ConfigFixture, "parseCommandLine reads every flag", "[unit][con
       "--timeout-keep-alive 65s --timeout 0 --graceful-timeout=2m --startup-timeout 1.5 "
       "--min-ready 3 --proxy-headers --forwarded-allow-ips 10.0.0.0/8,127.0.0.1 "
       "--root-path /api --lifespan on --http h11 --loop asyncio --factory --no-access-log "
-      "--log-level debug --app-dir " +
+      "--start-method spawn --log-level debug --app-dir " +
       dir_.path() + " pkg.server:create_app");
   const Run result = run(args);
   const Config& config = result.config();
@@ -221,6 +222,7 @@ TEST_CASE_METHOD(ConfigFixture, "parseCommandLine reads every flag", "[unit][con
   CHECK(config.factory);
   CHECK_FALSE(config.access_log);
   CHECK(config.app_dir == dir_.path());
+  CHECK(config.start_method == "spawn");
   CHECK(config.log_level == LogLevel::Debug);
 }
 
@@ -538,6 +540,9 @@ TEST_CASE_METHOD(ConfigFixture, "bad input gives one line naming the input", "[u
       {{"main:app"}, {{"CORRAL_ACCESS_LOG", "loud"}}, "CORRAL_ACCESS_LOG='loud'"},
       {{"--factory=please", "main:app"}, {}, "--factory 'please': expected true or false"},
       {{"--lifespan", "maybe", "main:app"}, {}, "--lifespan 'maybe': expected auto, on or off"},
+      {{"main:app"},
+       {{"CORRAL_START_METHOD", "fork"}},
+       "CORRAL_START_METHOD='fork': expected forkserver or spawn"},
       {{"main:app"}, {{"CORRAL_LIFESPAN", "always"}}, "CORRAL_LIFESPAN='always': expected auto"},
       {{"--http", "", "main:app"}, {}, "--http '': expected auto, h11, httptools or an import"},
       {{"--loop", "", "main:app"}, {}, "--loop '': expected auto, asyncio, uvloop or an import"},

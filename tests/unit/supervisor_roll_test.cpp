@@ -131,7 +131,7 @@ TEST_CASE("Recycling: the replacement serves before the worker at its limit stop
   h.config.max_requests_jitter = 50;
   h.next_random = 17;
   Supervisor& s = h.running();
-  CHECK_THAT(h.spawner.spawned[0].env.back(), Catch::Contains("\"max_requests\": 1017"));
+  CHECK_THAT(h.spawner.spawned[0].settings, Catch::Contains("\"max_requests\": 1017"));
 
   h.spawner.message(100, "RECYCLE=served 1017 requests (limit 1017)");
   REQUIRE(h.spawns() == 3);

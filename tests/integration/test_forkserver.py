@@ -1,0 +1,85 @@
+"""--start-method forkserver (the default): a worker template, a Python process that has
+imported uvicorn, forks new workers, which are then corral's own children like any other
+(worker/shim.py, class Template; supervisor/worker_template.hpp).
+
+The hygiene every worker gets whichever way it started (signal sets, descriptors, a SIGKILLed
+corral) is checked for forked workers by the tests of test_process_options.py and
+test_shutdown.py, parametrized with Corral.fork_workers(). Here: what is the template's own.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from conftest import (EVENT_DEADLINE, _proc_stat, children_of, is_worker_template, pid_alive,
+                      wait_template, wait_until)
+
+
+def templates_of(c) -> list[int]:
+    return [pid for pid in children_of(c.pid) if is_worker_template(pid)]
+
+
+def test_forked_workers_are_corrals_children_each_in_its_own_group(corral):
+    c = corral.start("--no-access-log", workers=2)
+    template = wait_template(c)
+    forked = c.fork_workers()
+    for pid in forked.values():
+        fields = _proc_stat(pid)
+        assert int(fields[1]) == c.pid, f"worker {pid}'s parent is {fields[1]}, not corral"
+        assert int(fields[2]) == pid, f"worker {pid} is in process group {fields[2]}"
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "python3"
+    assert int(_proc_stat(template)[2]) == template, "the template has its own group"
+    pids = {int(c.get("/pid").text) for _ in range(40)}
+    assert pids <= set(forked.values()) and pids, f"served by {pids}, forked {forked}"
+    print(c.tail())
+
+
+def test_a_killed_template_is_replaced_and_workers_keep_being_replaced(corral):
+    c = corral.start("--no-access-log", workers=2)
+    first = wait_template(c)
+    os.kill(first, signal.SIGKILL)
+    c.wait_for_log(rf"worker template \(pid {first}\) killed by SIGKILL; the next worker "
+                   r"starts a new one")
+    assert c.get("/").status == 200
+    forked = c.fork_workers()  # the first replacement starts afresh, with a new template
+    second = wait_template(c)
+    assert second != first
+    assert all(pid_alive(pid) for pid in forked.values())
+    assert c.admin("/ready").status == 200
+
+
+def test_reload_forks_from_a_new_template_and_re_imports_the_app(corral, tmp_path):
+    version = tmp_path / "version"
+    version.write_text("1")
+    c = corral.start("--no-access-log", app="apps.versioned:app", workers=2,
+                     env={"VERSION_FILE": str(version)})
+    c.fork_workers()
+    old_template = wait_template(c)
+    assert {c.get("/version").text for _ in range(20)} == {"1"}
+
+    version.write_text("2")
+    mark = c.mark()
+    c.send_signal(signal.SIGHUP)
+    c.wait_for_log(r"reload to generation 1 complete", after=mark)
+    wait_until(lambda: not pid_alive(old_template), EVENT_DEADLINE, "the old template to go")
+    new_template = wait_template(c)
+    # Workers forked from the new template after the reload import the new code too.
+    forked = c.fork_workers()
+    assert new_template in templates_of(c)
+    answers = {c.get("/version").text for _ in range(20)}
+    assert answers == {"2"}, f"after the reload, workers {forked} answered {answers}"
+
+
+def test_start_method_spawn_starts_every_worker_afresh(corral):
+    c = corral.start("--no-access-log", "--start-method", "spawn", workers=2)
+    victim = c.worker_pids()[0]
+    mark = c.mark()
+    os.kill(victim, signal.SIGKILL)
+    spawned = c.wait_for_log(r"worker 0 spawned \(pid (\d+)\)(.*)", after=mark)
+    assert spawned[2] == "", spawned[0]
+    c.wait_ready(2)
+    time.sleep(0.5)  # a template would have started with the first worker
+    assert not templates_of(c), "a worker template runs with --start-method spawn"
