@@ -43,7 +43,7 @@ void WorkerTemplate::awaitReady() {
                         if (!message) return;  // it exited; the Reaper tells
                         if (*message == "READY=1") {
                           ready_ = true;
-                          spdlog::debug("worker template ready (pid {})", pid_);
+                          spdlog::info("worker template ready (pid {})", pid_);
                           return;
                         }
                         if (!message->empty()) {

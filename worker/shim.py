@@ -190,6 +190,33 @@ def make_server(uvicorn, config):
     return WorkerServer(config)
 
 
+class CloseWhenStopping:
+    """Wraps the app so that, once the worker is told to stop, every response asks its client
+    to close the connection. uvicorn closes a connection after a response with `Connection:
+    close` (its docs, server-behavior.md), so a client that reuses its keep-alive connection
+    while the worker drains gets its answer and moves to another worker. Otherwise the
+    connection would stay open and idle until uvicorn's shutdown closes it, and a client that
+    sends its next request just then finds it closed under it (the keep-alive race)."""
+
+    CLOSE = (b"connection", b"close")
+
+    def __init__(self, app, server):
+        self.app, self.server = app, server
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_closing(message):
+            if message["type"] == "http.response.start" and self.server.corral_signal is not None:
+                headers = list(message.get("headers", ()))
+                if not any(name.lower() == b"connection" for name, _ in headers):
+                    message = {**message, "headers": headers + [self.CLOSE]}
+            await send(message)
+
+        return await self.app(scope, receive, send_closing)
+
+
 class Listeners(list):
     """The listening sockets as handed to uvicorn, which goes through them to start accepting
     once lifespan startup is done. A worker told to stop while it booted finds none: taking
@@ -333,6 +360,8 @@ class Worker:
         server = self.server
         try:
             self.config.load()  # uvicorn logs then sys.exit()s on some import errors
+            # Every connection uvicorn makes serves config.loaded_app (0.17 to current).
+            self.config.loaded_app = CloseWhenStopping(self.config.loaded_app, server)
             # Returns with started False if lifespan startup failed.
             server.run(sockets=Listeners(socks, server))
         except BaseException as exc:

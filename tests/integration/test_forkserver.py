@@ -40,6 +40,7 @@ def test_forked_workers_are_corrals_children_each_in_its_own_group(corral):
 def test_a_killed_template_is_replaced_and_workers_keep_being_replaced(corral):
     c = corral.start("--no-access-log", workers=2)
     first = wait_template(c)
+    c.wait_for_log(rf"worker template ready \(pid {first}\)")
     os.kill(first, signal.SIGKILL)
     c.wait_for_log(rf"worker template \(pid {first}\) killed by SIGKILL; the next worker "
                    r"starts a new one")

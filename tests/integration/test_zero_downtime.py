@@ -500,6 +500,56 @@ def test_request_arriving_just_after_stop_is_served(corral):
     assert c.wait_exit() == 0
 
 
+def keep_alive_exchange(sock: socket.socket, path: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One keep-alive request on sock: (status, headers, body)."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before the response; got {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in
+               (line.partition(b":") for line in lines[1:])}
+    while len(body) < int(headers[b"content-length"]):
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed in the middle of the body"
+        body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_keep_alive_client_of_a_stopping_worker_is_answered_and_asked_to_close(corral):
+    """A client that reuses its idle keep-alive connection while the worker drains gets its
+    answer with `Connection: close`, then the connection closes: it moves to another worker
+    rather than race uvicorn's closing of idle connections at shutdown."""
+    c = corral.start(*COMMON, "--graceful-timeout", "20s", workers=1)
+    old = c.worker_pids()[0]
+    sock = socket.create_connection(("127.0.0.1", c.port), timeout=EVENT_DEADLINE)
+    slow = InflightRequest(c.port, "/sleep?s=3")  # keeps the old worker draining a while
+    try:
+        status, headers, body = keep_alive_exchange(sock, "/pid")
+        assert (status, body, headers.get(b"connection")) == (200, str(old).encode(), None)
+        assert c.wait_taken(slow) == old
+        mark = c.mark()
+        c.send_signal(signal.SIGHUP)
+        c.wait_for_log(r"reload to generation 1 complete", after=mark)
+        answers = []
+        while headers.get(b"connection") != b"close":
+            time.sleep(0.05)
+            status, headers, body = keep_alive_exchange(sock, "/pid")
+            answers.append((status, body.decode(), headers.get(b"connection")))
+            assert len(answers) < 40, f"never asked to close: {answers}"
+        print(f"answers on the reused connection after the reload: {answers}")
+        assert all(status == 200 for status, _, _ in answers), answers
+        assert answers[-1][1] == str(old), "asked to close by a worker other than the old one"
+        assert sock.recv(1) == b"", "the connection stayed open after Connection: close"
+    finally:
+        sock.close()
+    slow.join(EVENT_DEADLINE)
+    assert slow.status == 200
+
+
 # --------------------------------------------------------------------------------------------
 # 8. A reload whose new code fails to boot
 # --------------------------------------------------------------------------------------------
