@@ -47,6 +47,10 @@ TERM_AT = bench.env_num("BENCH_LC_TERM_AT", 1.5)
 WINDOW = bench.env_num("BENCH_LC_TERM_WINDOW", 2.0)  # failures counted this long after SIGTERM
 DRAIN_DELAY = bench.env_num("BENCH_LC_DRAIN_DELAY", 2.0)
 MODES = os.environ.get("BENCH_LC_MODES", "close keep-alive").split()
+# Latency rounds: a p99 from one 10 s run moves by 2x between identical runs on this shared
+# machine, so the recycling latency is compared over several fresh launches per side,
+# alternating which side goes first, by the median p99 of each side.
+LATENCY_ROUNDS = bench.env_num("BENCH_LC_LATENCY_ROUNDS", 5, int)
 SETTLE = bench.env_num("BENCH_LC_SETTLE", 0.5)
 SERVERS = bench.SERVERS
 WORKERS = bench.WORKERS
@@ -72,7 +76,8 @@ OPS = [
          "gunicorn": ["--max-requests", str(MAX_REQUESTS), "--max-requests-jitter", str(JITTER)],
          # 0.17.6 has the limit (no jitter), but its --workers parent never replaces a worker
          # that reached it: this row shows what that option does there, not recycling.
-         "uvicorn": ["--limit-max-requests", str(MAX_REQUESTS)]}},
+         "uvicorn": ["--limit-max-requests", str(MAX_REQUESTS)]},
+     "not_recycling": ["uvicorn"]},
     {"key": "hup", "title": "SIGHUP reload at " + ", ".join(f"{fmt_s(t)} s" for t in HUP_AT),
      "duration": SIGNAL_DURATION,
      "events": [(t, "SIGHUP") for t in HUP_AT],
@@ -100,6 +105,12 @@ OPS = [
      "servers": {"corral": [], "gunicorn": "same as the row above (plain SIGTERM)",
                  "uvicorn": "same as the row above (plain SIGTERM)"}},
 ]
+# The latency rounds compare each recycling operation with the same load without it.
+GROW_BASELINE = {"key": "baseline-grow", "title": f"no operation, `GET {GROW_PATH}`",
+                 "duration": DURATION, "path": GROW_PATH,
+                 "servers": {"corral": [], "gunicorn": [], "uvicorn": []}}
+LATENCY_PAIRS = [("baseline", "max-requests"), ("baseline-grow", "memory")]
+
 _only = os.environ.get("BENCH_LC_OPS", "").split()
 if _only:
     unknown = set(_only) - {op["key"] for op in OPS}
@@ -322,10 +333,81 @@ def f_ratio(a, b):
 
 
 def op_by_key(key):
-    return next(op for op in OPS if op["key"] == key)
+    return next(op for op in OPS + [GROW_BASELINE] if op["key"] == key)
 
 
-def report(runs, notes, load_after):
+def median(values):
+    values = sorted(v for v in values if v is not None)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def latency_rounds():
+    """LATENCY_ROUNDS fresh launches per side of each pair in LATENCY_PAIRS, per server and
+    load, alternating which side runs first. Returns {(server, treatment, mode): {"base":
+    [run summaries], "treated": [...]}}."""
+    keys = {op["key"] for op in OPS}
+    out = {}
+    for name in SERVERS:
+        for base_key, key in LATENCY_PAIRS:
+            treated = op_by_key(key) if key in keys else None
+            if (treated is None or isinstance(treated["servers"].get(name), str)
+                    or name in treated.get("not_recycling", ())):
+                continue
+            base = op_by_key(base_key)
+            for mode in MODES:
+                sides = {"base": [], "treated": []}
+                for round_ in range(LATENCY_ROUNDS):
+                    order = [("base", base), ("treated", treated)]
+                    for side, op in order if round_ % 2 == 0 else order[::-1]:
+                        log(f"== latency round {round_ + 1}/{LATENCY_ROUNDS}: {name}, {mode}, "
+                            f"{op['key']}")
+                        try:
+                            run = analyse(run_op(name, op, mode, op["servers"][name]))
+                        except BenchError as exc:
+                            log(f"ERROR {exc}")
+                            bench.kill_everything()
+                            continue
+                        summary = dict(run["summary"], workers_started=run["workers_started"])
+                        sides[side].append(summary)
+                        log(f"{name} {op['key']} {mode}: p99 {f_ms(summary['p99'])} ms, "
+                            f"failed {summary['failed']}, workers started "
+                            f"{run['workers_started']}")
+                        time.sleep(SETTLE)
+                out[(name, key, mode)] = sides
+    return out
+
+
+def latency_lines(rounds):
+    lines = [
+        "",
+        "## Latency during recycling",
+        "",
+        f"p99 of the answered requests, in ms: {LATENCY_ROUNDS} fresh launches with recycling "
+        f"and {LATENCY_ROUNDS} with the same load without it, alternating which goes first; the "
+        "ratio is that of the two medians. Every launch's p99 is listed, in the order run, to "
+        "show the spread. The memory rows load `GET " + GROW_PATH + "` on both sides.",
+        "",
+        "| server | recycling | load | p99 without: median (each launch) | p99 with: median "
+        "(each launch) | ratio | workers started per launch | failed |",
+        "| --- | --- | --- | --- | --- | ---: | --- | ---: |",
+    ]
+    for (name, key, mode), sides in rounds.items():
+        base = [r["p99"] for r in sides["base"]]
+        treated = [r["p99"] for r in sides["treated"]]
+        started = sorted(r["workers_started"] for r in sides["treated"])
+        failed = sum(r["failed"] for r in sides["base"] + sides["treated"])
+        lines.append(
+            f"| {name} | {key} | {mode} | {f_ms(median(base))} ({', '.join(map(f_ms, base))}) | "
+            f"{f_ms(median(treated))} ({', '.join(map(f_ms, treated))}) | "
+            f"{f_ratio(median(treated), median(base))} | "
+            f"{started[0] if started else '—'}–{started[-1] if started else '—'} | {failed} |")
+    return lines
+
+
+def report(runs, rounds, notes, load_after):
     def find(name, key, mode):
         return next((r for r in runs if r["name"] == name and r["op"] == key
                      and r["mode"] == mode), None)
@@ -388,35 +470,7 @@ def report(runs, notes, load_after):
             "hence the small count sent. It is what that option does there, not recycling.",
         ]
 
-    # p99 with and without recycling.
-    lines += [
-        "",
-        "## Latency during recycling",
-        "",
-        "p99 of the answered requests, in ms, with recycling and in the same load without it "
-        "(the baseline row: the same server and options otherwise, a fresh launch).",
-        "",
-        "| server | load | p99 without | p99 max-requests | ratio | workers started "
-        "| p99 memory recycling | ratio | workers started |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name in SERVERS:
-        for mode in MODES:
-            base = find(name, "baseline", mode)
-            if base is None or base.get("error"):
-                continue
-            b99 = base["summary"]["p99"]
-            row = [name, mode, f_ms(b99)]
-            for key in ("max-requests", "memory"):
-                r = find(name, key, mode) if any(o["key"] == key for o in OPS) else None
-                if r is None or r.get("error"):
-                    row += ["n/a" if r is None else "error", "—", "—"]
-                elif r["workers_started"] == 0:
-                    row += ["no worker was replaced", "—", "0"]
-                else:
-                    row += [f_ms(r["summary"]["p99"]), f_ratio(r["summary"]["p99"], b99),
-                            str(r["workers_started"])]
-            lines.append("| " + " | ".join(row) + " |")
+    lines += latency_lines(rounds)
 
     # Every run.
     lines += [
@@ -623,16 +677,20 @@ def main():
                            if run.get("exit_s") is not None else ""))
                     runs.append(run)
                     time.sleep(SETTLE)
+        rounds = latency_rounds() if LATENCY_ROUNDS > 0 else {}
     finally:
         bench.kill_everything()
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    text = report(runs, notes, load_after)
+    text = report(runs, rounds, notes, load_after)
     for run in runs:  # the report has used them all; the file keeps the first ones
         failures = run.get("failures", [])
         if len(failures) > JSON_FAILURES:
             run["failures"] = failures[:JSON_FAILURES]
             run["failures_left_out"] = len(failures) - JSON_FAILURES
-    bench.write_results("lifecycle", text, {"notes": notes, "load_after": load_after, "runs": runs})
+    latency = [{"server": name, "op": key, "mode": mode, **sides}
+               for (name, key, mode), sides in rounds.items()]
+    bench.write_results("lifecycle", text, {"notes": notes, "load_after": load_after, "runs": runs,
+                                            "latency_rounds": latency})
     return 1 if any(r.get("error") for r in runs) else 0
 
 
