@@ -30,7 +30,9 @@ std::string reloadError(const SupervisorStatus& s) {
 }
 
 AdminResponse healthz(const SupervisorStatus& s) {
-  const bool healthy = s.state != State::Stopped && s.alive > 0;
+  // While starting, corral is alive even before its first worker exists (the worker template
+  // boots first); a first boot that fails ends corral, with exit code 3.
+  const bool healthy = s.state == State::Starting || (s.state != State::Stopped && s.alive > 0);
   return {healthy ? 200 : 503, "application/json", statusJson(s, reloadError(s))};
 }
 

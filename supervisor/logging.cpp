@@ -62,8 +62,8 @@ spdlog::level::level_enum toSpdlog(LogLevel level) {
 }  // namespace
 
 void setupLogging(LogLevel level) {
-  auto sink = std::make_shared<TerminalSafeSink>(
-      std::make_shared<spdlog::sinks::stderr_color_sink_st>());
+  auto sink =
+      std::make_shared<TerminalSafeSink>(std::make_shared<spdlog::sinks::stderr_color_sink_st>());
   auto logger = std::make_shared<spdlog::logger>("corral", std::move(sink));
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-7l%$ %v");
   logger->set_level(toSpdlog(level));

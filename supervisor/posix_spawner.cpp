@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/post.hpp>
 #include <boost/process/v2/posix/default_launcher.hpp>
 #include <boost/process/v2/process.hpp>
 #include <cerrno>
@@ -179,16 +180,27 @@ SpawnResult PosixSpawner::launch(const SpawnSpec& spec, int child_end, std::stri
   return {pid, 0};
 }
 
-std::optional<Pid> PosixSpawner::forkFromTemplate(const SpawnSpec& spec, int child_end) {
-  if (!use_template_) return std::nullopt;
-  if (template_ && template_->generation() != spec.generation) retireTemplate();
-  if (!template_) {
-    // This worker starts afresh meanwhile; the next ones are forked once the template is ready.
-    if (spec.generation != failed_template_generation_) startTemplate(spec);
-    return std::nullopt;
+void PosixSpawner::prepare(const SpawnSpec& spec, std::function<void()> ready) {
+  WorkerTemplate* const worker_template = templateFor(spec);
+  if (worker_template != nullptr && !worker_template->ready()) {
+    worker_template->whenReady(std::move(ready));
+    return;
   }
-  if (!template_->ready()) return std::nullopt;
-  const auto pid = template_->fork(spec.settings, child_end);
+  boost::asio::post(io_, std::move(ready));
+}
+
+WorkerTemplate* PosixSpawner::templateFor(const SpawnSpec& spec) {
+  if (!use_template_ || spec.generation == failed_template_generation_) return nullptr;
+  if (template_ && template_->generation() != spec.generation) retireTemplate();
+  if (!template_) startTemplate(spec);
+  return template_.get();
+}
+
+std::optional<Pid> PosixSpawner::forkFromTemplate(const SpawnSpec& spec, int child_end) {
+  // A worker wanted while the template boots (a crash right after a reload, say) starts afresh.
+  WorkerTemplate* const worker_template = templateFor(spec);
+  if (worker_template == nullptr || !worker_template->ready()) return std::nullopt;
+  const auto pid = worker_template->fork(spec.settings, child_end);
   if (!pid) retireTemplate();
   return pid;
 }

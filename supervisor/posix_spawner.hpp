@@ -34,6 +34,7 @@ class PosixSpawner final : public ProcessSpawner {
   PosixSpawner& operator=(const PosixSpawner&) = delete;
 
   void setListener(ChildListener& listener) override;
+  void prepare(const SpawnSpec& spec, std::function<void()> ready) override;
   SpawnResult spawn(const SpawnSpec& spec) override;
   void signal(Pid pid, int signo, bool whole_group) override;
   std::optional<std::uint64_t> residentBytes(Pid pid) const override;
@@ -47,6 +48,9 @@ class PosixSpawner final : public ProcessSpawner {
   /// Fork/exec of `spec`, with `child_end` as its control channel; `role` is its extra
   /// environment entry, if any.
   SpawnResult launch(const SpawnSpec& spec, int child_end, std::string_view role);
+  /// The template for spec's generation, started if need be; nullptr if there is none to be
+  /// had.
+  WorkerTemplate* templateFor(const SpawnSpec& spec);
   /// The pid of a worker forked by the template, or nullopt: then it must start afresh.
   std::optional<Pid> forkFromTemplate(const SpawnSpec& spec, int child_end);
   void startTemplate(const SpawnSpec& spec);

@@ -3,6 +3,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,6 +49,10 @@ class ProcessSpawner {
  public:
   virtual ~ProcessSpawner() = default;
   virtual void setListener(ChildListener& listener) = 0;
+  /// Gets ready to start the workers of `spec.generation` (the worker template, for the real
+  /// spawner), then calls `ready`, possibly at once: the Supervisor starts a generation's
+  /// workers from there. Spawning before `ready` works too, only more slowly.
+  virtual void prepare(const SpawnSpec& spec, std::function<void()> ready) = 0;
   virtual SpawnResult spawn(const SpawnSpec& spec) = 0;
   /// Sends `signo` to the worker, or to its whole process group (its own children too).
   virtual void signal(Pid pid, int signo, bool whole_group) = 0;

@@ -87,7 +87,7 @@ void Supervisor::start() {
   spdlog::info("starting {} worker{} ({}) for {} with {}", config_.workers,
                config_.workers == 1 ? "" : "s", config_.workers_reason, config_.app,
                config_.python);
-  for (int slot = 0; slot < target_; ++slot) spawnWorker(slot);
+  prepareGeneration([this] { fillSlots(); });
   if (config_.max_worker_memory) memory_poll_->enable(kMemoryCheckInterval);
 }
 

@@ -47,7 +47,7 @@ struct SupervisorStatus {
   int required = 0;  ///< ready workers needed for /ready
   int generation = 0;
   std::string draining_reason;
-  std::string reload_error;  ///< why the last reload was abandoned, if it was
+  std::string reload_error;    ///< why the last reload was abandoned, if it was
   std::string workers_reason;  ///< how the worker count was chosen (--workers auto explains)
   std::size_t queued = 0;      ///< connections in the listen queues, not accepted yet
 };
@@ -149,6 +149,8 @@ class Supervisor final : public ChildListener {
   int readyCount() const;
 
   // supervisor_workers.cpp: one worker's life
+  void prepareGeneration(std::function<void()> then);
+  void fillSlots();
   Worker* spawnWorker(int slot, Pid replaces = -1, StopCause why = StopCause::None);
   void onReady(Worker& worker);
   void onHeartbeat(Worker& worker);
@@ -187,6 +189,7 @@ class Supervisor final : public ChildListener {
   std::string reload_error_;
   bool quick_ = false;
   bool ever_ready_ = false;
+  bool preparing_ = false;  ///< the spawner is getting ready for generation_ (prepare())
   int exit_code_ = 0;
   std::map<Pid, Worker> workers_;
   std::vector<Slot> slots_;

@@ -30,13 +30,16 @@ void Supervisor::reload(std::string_view why) {
     if (worker.state == WorkerState::Starting && worker.replaces >= 0) supersede(worker);
   }
   transitionTo(State::Reloading, fmt::format("{}: rolling to generation {}", why, generation_));
-  continueRoll();
+  prepareGeneration([this] {
+    fillSlots();  // a SIGHUP while the first workers were being prepared
+    continueRoll();
+  });
 }
 
 // Starts replacements up to --max-surge at a time, oldest slots first, until every slot is
 // served by a READY worker of the current generation.
 void Supervisor::continueRoll() {
-  if (state_ != State::Reloading) return;
+  if (state_ != State::Reloading || preparing_) return;
   int in_flight =
       static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& e) {
         return e.second.state == WorkerState::Starting && e.second.replaces >= 0;

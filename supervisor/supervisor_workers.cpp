@@ -26,6 +26,28 @@ Supervisor::Worker* Supervisor::find(Pid pid) {
   return it == workers_.end() ? nullptr : &it->second;
 }
 
+// The spawner first gets ready for a generation (its worker template boots), so that the
+// generation's workers start in milliseconds; `then` runs once it is, unless corral is stopping
+// or a newer generation has begun meanwhile.
+void Supervisor::prepareGeneration(std::function<void()> then) {
+  SpawnSpec spec = command_.specFor(0);
+  spec.generation = generation_;
+  preparing_ = true;
+  spawner_.prepare(spec, [this, generation = generation_, then = std::move(then)] {
+    if (generation != generation_ || state_ == State::Draining || state_ == State::Stopped) {
+      return;
+    }
+    preparing_ = false;
+    then();
+  });
+}
+
+void Supervisor::fillSlots() {
+  for (int slot = 0; slot < target_; ++slot) {
+    if (slotNeedsWorker(slot)) spawnWorker(slot);
+  }
+}
+
 Supervisor::Worker* Supervisor::spawnWorker(int slot, Pid replaces, StopCause why) {
   int max_requests = config_.max_requests;
   if (max_requests > 0 && config_.max_requests_jitter > 0 && hooks_.random) {

@@ -5,9 +5,11 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 
 namespace corral {
@@ -16,6 +18,8 @@ namespace {
 // The template answers in a few milliseconds; corral's loop (admin endpoints included) waits
 // for it, so a template slower than this is given up for a fresh interpreter.
 constexpr std::chrono::milliseconds kReplyTimeout{500};
+// Importing uvicorn takes a fraction of a second; workers wait for the template only this long.
+constexpr std::chrono::seconds kBootTimeout{5};
 constexpr std::size_t kMaxReply = 4096;
 using Buffer = std::array<char, kMaxReply>;
 
@@ -30,8 +34,28 @@ std::optional<std::string_view> receive(int fd, Buffer& buffer) {
 }  // namespace
 
 WorkerTemplate::WorkerTemplate(boost::asio::io_context& io, Pid pid, int channel, int generation)
-    : channel_(io, channel), pid_(pid), generation_(generation) {
+    : channel_(io, channel), boot_timer_(io, kBootTimeout), pid_(pid), generation_(generation) {
   awaitReady();
+  boot_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || ready_) return;  // `this` may be gone: only look at it after `ec`
+    spdlog::warn("worker template (pid {}) not ready within {} s; workers start afresh", pid_,
+                 kBootTimeout.count());
+    ::kill(pid_, SIGKILL);  // not reaped yet, or this timer would have been cancelled
+    release();
+  });
+}
+
+WorkerTemplate::~WorkerTemplate() {
+  release();
+}
+
+void WorkerTemplate::whenReady(std::function<void()> ready) {
+  waiting_.push_back(std::move(ready));
+}
+
+void WorkerTemplate::release() {
+  for (auto& ready : waiting_) boost::asio::post(channel_.get_executor(), std::move(ready));
+  waiting_.clear();
 }
 
 void WorkerTemplate::awaitReady() {
@@ -44,6 +68,8 @@ void WorkerTemplate::awaitReady() {
                         if (*message == "READY=1") {
                           ready_ = true;
                           spdlog::info("worker template ready (pid {})", pid_);
+                          boot_timer_.cancel();
+                          release();
                           return;
                         }
                         if (!message->empty()) {

@@ -2,8 +2,11 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <functional>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "supervisor/process_spawner.hpp"
 
@@ -23,6 +26,11 @@ class WorkerTemplate {
  public:
   /// `channel`: corral's end of the template's control channel, owned from now on.
   WorkerTemplate(boost::asio::io_context& io, Pid pid, int channel, int generation);
+  /// Releases whoever still waits (whenReady): without this template they start workers
+  /// afresh.
+  ~WorkerTemplate();
+  WorkerTemplate(const WorkerTemplate&) = delete;
+  WorkerTemplate& operator=(const WorkerTemplate&) = delete;
 
   Pid pid() const { return pid_; }
   /// The reload generation whose workers it forks: a reload starts a new template, so that
@@ -30,14 +38,21 @@ class WorkerTemplate {
   int generation() const { return generation_; }
   bool ready() const { return ready_; }
 
+  /// Calls `ready` (from the event loop) once the template is ready, or once it is given up:
+  /// it exited, or was not ready within its boot timeout (then it is killed).
+  void whenReady(std::function<void()> ready);
+
   /// Forks a worker with `settings` (its JSON) and `control_fd` (its end of its channel).
   /// Its pid, or nullopt, logged, if the template failed: the caller then retires it.
   std::optional<Pid> fork(std::string_view settings, int control_fd);
 
  private:
   void awaitReady();
+  void release();
 
   boost::asio::posix::stream_descriptor channel_;
+  boost::asio::steady_timer boot_timer_;
+  std::vector<std::function<void()>> waiting_;
   Pid pid_;
   int generation_;
   bool ready_ = false;

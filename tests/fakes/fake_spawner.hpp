@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cerrno>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -22,6 +23,22 @@ class FakeSpawner final : public ProcessSpawner {
   };
 
   void setListener(ChildListener& listener) override { listener_ = &listener; }
+
+  void prepare(const SpawnSpec& spec, std::function<void()> ready) override {
+    prepared.push_back(spec.generation);
+    if (defer_prepare) {
+      pending_prepare.push_back(std::move(ready));
+    } else {
+      ready();
+    }
+  }
+
+  /// Calls the `ready` of every deferred prepare(), in order.
+  void finishPrepare() {
+    auto pending = std::move(pending_prepare);
+    pending_prepare.clear();
+    for (auto& ready : pending) ready();
+  }
 
   SpawnResult spawn(const SpawnSpec& spec) override {
     spawned.push_back(spec);
@@ -46,12 +63,14 @@ class FakeSpawner final : public ProcessSpawner {
   void message(Pid pid, std::string_view text) { listener_->onChildMessage(pid, text); }
   void exit(Pid pid, ExitStatus status) { listener_->onChildExit(pid, status); }
 
+  std::vector<int> prepared;   ///< the generation of each prepare()
+  bool defer_prepare = false;  ///< hold prepare()'s `ready` until finishPrepare()
+  std::vector<std::function<void()>> pending_prepare;
   std::vector<SpawnSpec> spawned;
   std::vector<Pid> pids;  ///< pid of each successful spawn, in order
   std::vector<Signal> signals;
-  int failing_spawns = 0;
-  std::map<Pid, std::uint64_t>
-      resident;  ///< what residentBytes reports  ///< how many of the next spawns fail with ENOENT
+  int failing_spawns = 0;                 ///< how many of the next spawns fail with ENOENT
+  std::map<Pid, std::uint64_t> resident;  ///< what residentBytes reports
 
  private:
   ChildListener* listener_ = nullptr;

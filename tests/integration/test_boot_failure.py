@@ -20,7 +20,7 @@ def test_broken_app_exits_3_with_the_error_once(corral, app):
     # The error belongs to corral's report, not to a stray line of a worker's.
     assert any("broken on purpose" in line
                for line in log.split("app failed to boot", 1)[-1].splitlines()), log
-    assert not c.find_log(r"\bready \(pid"), f"{app}: a worker reported ready"
+    assert not c.find_log(r"worker \d+ ready \(pid"), f"{app}: a worker reported ready"
     # It gave up instead of respawning: at most one spawn per slot.
     slots = [slot for slot, _ in c.spawns()]
     assert len(slots) == len(set(slots)), f"{app}: workers were respawned: {c.spawns()}"

@@ -423,7 +423,9 @@ SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAME
                      "WATCHDOG_USEC", "WATCHDOG_PID")
 # The worker protocol (worker/PROTOCOL.md): the shim reads these and removes them from its
 # os.environ before the app is imported; /proc/PID/environ still shows the exec-time block.
-PROTOCOL_VARIABLES = {"CORRAL_WORKER_SETTINGS", "CORRAL_CONTROL_FD"}
+# The shim's own, removed from os.environ before the app is imported; /proc/PID/environ (the
+# environment at exec) still shows them, for a forked worker those its template started with.
+PROTOCOL_VARIABLES = {"CORRAL_WORKER_SETTINGS", "CORRAL_CONTROL_FD", "CORRAL_WORKER_ROLE"}
 
 
 def test_workers_get_no_systemd_or_corral_variables(corral):

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 
+#include "config/exit_codes.hpp"
 #include "fakes/supervisor_harness.hpp"
 
 namespace corral {
@@ -16,6 +17,68 @@ using Signal = testing::FakeSpawner::Signal;
 bool signalled(const Harness& h, Signal signal) {
   return std::find(h.spawner.signals.begin(), h.spawner.signals.end(), signal) !=
          h.spawner.signals.end();
+}
+
+TEST_CASE("Starting: the first workers start once the spawner is prepared", "[unit][roll]") {
+  Harness h;
+  h.spawner.defer_prepare = true;
+  Supervisor& s = h.start();
+  CHECK(h.spawner.prepared == std::vector{0});
+  CHECK(h.spawns() == 0);  // the worker template boots first
+  h.spawner.finishPrepare();
+  CHECK(h.spawns() == 2);
+  h.readyAll();
+  CHECK(s.state() == State::Running);
+}
+
+TEST_CASE("Starting: SIGTERM while the spawner prepares stops without a worker", "[unit][roll]") {
+  Harness h;
+  h.spawner.defer_prepare = true;
+  Supervisor& s = h.start();
+  s.gracefulStop("SIGTERM");
+  CHECK(h.stopped_with == kExitOk);
+  h.spawner.finishPrepare();
+  CHECK(h.spawns() == 0);
+}
+
+TEST_CASE("Reloading: the roll waits for the new generation to be prepared", "[unit][roll]") {
+  Harness h;
+  Supervisor& s = h.running();
+  h.spawner.defer_prepare = true;
+  s.reload("SIGHUP");
+  CHECK(h.spawner.prepared == std::vector{0, 1});
+  CHECK(h.spawns() == 2);
+  s.scaleDown();  // an event that would move the roll on: it still waits
+  CHECK(h.spawns() == 2);
+  h.spawner.finishPrepare();
+  REQUIRE(h.spawns() == 3);
+  CHECK(h.spawner.spawned.back().generation == 1);
+}
+
+TEST_CASE("Reloading: a second SIGHUP while preparing rolls to the newest generation only",
+          "[unit][roll]") {
+  Harness h;
+  Supervisor& s = h.running();
+  h.spawner.defer_prepare = true;
+  s.reload("SIGHUP");
+  s.reload("SIGHUP");
+  h.spawner.finishPrepare();  // generation 1's preparation is stale by now
+  REQUIRE(h.spawns() == 3);
+  CHECK(h.spawner.spawned.back().generation == 2);
+}
+
+TEST_CASE("Starting: a SIGHUP while the first workers are prepared still starts them",
+          "[unit][roll]") {
+  Harness h;
+  h.spawner.defer_prepare = true;
+  Supervisor& s = h.start();
+  s.reload("SIGHUP");
+  h.spawner.finishPrepare();
+  REQUIRE(h.spawns() == 2);
+  CHECK(h.spawner.spawned[0].generation == 1);
+  CHECK(h.spawner.spawned[1].generation == 1);
+  h.readyAll();
+  CHECK(s.state() == State::Running);
 }
 
 TEST_CASE("Reloading: one slot at a time, the new worker READY first", "[unit][roll]") {
