@@ -119,6 +119,11 @@ void Supervisor::beginDrain() {
   cancelRespawns();
   drain_deadline_->enable(config_.graceful_timeout);
   if (hooks_.gate_listeners) hooks_.gate_listeners();
+  const std::size_t queued = hooks_.queued_connections ? hooks_.queued_connections() : 0;
+  if (queued > 0) {
+    spdlog::info("drain: no new connections; serving the {} waiting in the listen queue first",
+                 queued);
+  }
   awaitEmptyQueues();
 }
 

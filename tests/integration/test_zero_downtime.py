@@ -384,7 +384,8 @@ def test_stop_serves_connections_waiting_in_the_listen_queue(corral, tmp_path):
     assert f"corral_listen_queue_connections {QUEUED}\n" in metrics, metrics
     mark = c.mark()
     c.send_signal(signal.SIGTERM)
-    c.wait_for_log(r"state Running -> Draining", after=mark)
+    c.wait_for_log(rf"drain: no new connections; serving the {QUEUED} waiting in the listen "
+                   r"queue first", after=mark)
     # The gate drops new SYNs: a new connection is neither accepted nor refused.
     with socket.socket() as probe:
         probe.settimeout(0.5)
