@@ -222,6 +222,11 @@ void PosixSpawner::startTemplate(const SpawnSpec& spec) {
 
 void PosixSpawner::retireTemplate() {
   ::kill(template_->pid(), SIGKILL);  // not reaped yet: the pid is still the template's
+  dropTemplate();
+}
+
+void PosixSpawner::dropTemplate() {
+  template_->release();
   template_.reset();
 }
 
@@ -239,7 +244,7 @@ bool PosixSpawner::templateExited(Pid pid, ExitStatus status) {
           "until a reload",
           pid, status.str());
     }
-    template_.reset();
+    dropTemplate();
   }
   return true;
 }

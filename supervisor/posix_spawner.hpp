@@ -55,6 +55,7 @@ class PosixSpawner final : public ProcessSpawner {
   std::optional<Pid> forkFromTemplate(const SpawnSpec& spec, int child_end);
   void startTemplate(const SpawnSpec& spec);
   void retireTemplate();
+  void dropTemplate();
   /// True if `pid` was a template, which is nothing the Supervisor needs to know about.
   bool templateExited(Pid pid, ExitStatus status);
 

@@ -45,10 +45,6 @@ WorkerTemplate::WorkerTemplate(boost::asio::io_context& io, Pid pid, int channel
   });
 }
 
-WorkerTemplate::~WorkerTemplate() {
-  release();
-}
-
 void WorkerTemplate::whenReady(std::function<void()> ready) {
   waiting_.push_back(std::move(ready));
 }

@@ -26,11 +26,6 @@ class WorkerTemplate {
  public:
   /// `channel`: corral's end of the template's control channel, owned from now on.
   WorkerTemplate(boost::asio::io_context& io, Pid pid, int channel, int generation);
-  /// Releases whoever still waits (whenReady): without this template they start workers
-  /// afresh.
-  ~WorkerTemplate();
-  WorkerTemplate(const WorkerTemplate&) = delete;
-  WorkerTemplate& operator=(const WorkerTemplate&) = delete;
 
   Pid pid() const { return pid_; }
   /// The reload generation whose workers it forks: a reload starts a new template, so that
@@ -39,8 +34,11 @@ class WorkerTemplate {
   bool ready() const { return ready_; }
 
   /// Calls `ready` (from the event loop) once the template is ready, or once it is given up:
-  /// it exited, or was not ready within its boot timeout (then it is killed).
+  /// it was not ready within its boot timeout (then it is killed), or release() was called.
   void whenReady(std::function<void()> ready);
+  /// Lets whoever waits (whenReady) go on without this template, which is being dropped:
+  /// they start workers afresh.
+  void release();
 
   /// Forks a worker with `settings` (its JSON) and `control_fd` (its end of its channel).
   /// Its pid, or nullopt, logged, if the template failed: the caller then retires it.
@@ -48,7 +46,6 @@ class WorkerTemplate {
 
  private:
   void awaitReady();
-  void release();
 
   boost::asio::posix::stream_descriptor channel_;
   boost::asio::steady_timer boot_timer_;
