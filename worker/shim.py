@@ -110,7 +110,7 @@ def read_settings():
     control_fd = os.environ.pop("CORRAL_CONTROL_FD", None)
     if control_fd is not None:
         settings["control_fd"] = int(control_fd) if control_fd.isdigit() else control_fd
-    # The worker template (--start-method forkserver) gets the first worker's settings.
+    # The worker template (--start-method forkserver) gets slot 0's settings.
     settings["template"] = os.environ.pop("CORRAL_WORKER_ROLE", "") == "template"
     return settings
 
@@ -414,9 +414,13 @@ class Template:
         except (ImportError, OSError, AttributeError) as exc:
             control.fail("CONFIG_ERROR", f"no prctl for forked workers: {exc}", EXIT_CONFIG_ERROR)
         # Named apart from the workers in ps and top; a worker takes the interpreter's name back.
-        with open("/proc/self/comm", "rb") as comm:
-            self.worker_name = comm.read().strip()
-        self.prctl(PR_SET_NAME, TEMPLATE_NAME)
+        try:
+            with open("/proc/self/comm", "rb") as comm:
+                self.worker_name = comm.read().strip()
+        except OSError:
+            self.worker_name = None  # no /proc: keep the interpreter's name
+        else:
+            self.prctl(PR_SET_NAME, TEMPLATE_NAME)
         uvicorn = import_uvicorn(control)
         try:
             uvicorn.Config(placeholder_app, **settings.get("uvicorn", {})).load()
@@ -506,7 +510,8 @@ class Template:
         if self.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != self.corral:
             os._exit(1)
         os.setpgid(0, 0)
-        self.prctl(PR_SET_NAME, self.worker_name)
+        if self.worker_name:
+            self.prctl(PR_SET_NAME, self.worker_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         self.control.sock.close()
         start = 0
