@@ -138,17 +138,27 @@ void PosixSpawner::setListener(ChildListener& listener) {
 }
 
 SpawnResult PosixSpawner::spawn(const SpawnSpec& spec) {
+  // A worker wanted while the template boots (a crash right after a reload, say) starts afresh.
+  WorkerTemplate* const worker_template = templateFor(spec);
+  if (worker_template != nullptr && worker_template->ready()) {
+    const SpawnResult forked = withChannel([&](int child_end) {
+      const auto pid = worker_template->fork(spec.settings, child_end);
+      return pid ? SpawnResult{*pid, 0, true} : SpawnResult{-1, ECHILD};
+    });
+    if (forked.ok()) return forked;
+    retireTemplate();
+  }
+  // A new channel: a worker the template forks after all, too late, must find its own channel
+  // closed (it then drains at once), not share this one with the worker started instead.
+  return withChannel([&](int child_end) { return launch(spec, child_end, {}); });
+}
+
+SpawnResult PosixSpawner::withChannel(const std::function<SpawnResult(int)>& start) {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return {-1, errno};
   const int parent_end = pair[0];
-  const int child_end = pair[1];
-  SpawnResult result;
-  if (const auto pid = forkFromTemplate(spec, child_end)) {
-    result = {*pid, 0, true};
-  } else {
-    result = launch(spec, child_end, {});
-  }
-  ::close(child_end);
+  const SpawnResult result = start(pair[1]);
+  ::close(pair[1]);
   if (!result.ok()) {
     ::close(parent_end);
     return result;
@@ -194,15 +204,6 @@ WorkerTemplate* PosixSpawner::templateFor(const SpawnSpec& spec) {
   if (template_ && template_->generation() != spec.generation) retireTemplate();
   if (!template_) startTemplate(spec);
   return template_.get();
-}
-
-std::optional<Pid> PosixSpawner::forkFromTemplate(const SpawnSpec& spec, int child_end) {
-  // A worker wanted while the template boots (a crash right after a reload, say) starts afresh.
-  WorkerTemplate* const worker_template = templateFor(spec);
-  if (worker_template == nullptr || !worker_template->ready()) return std::nullopt;
-  const auto pid = worker_template->fork(spec.settings, child_end);
-  if (!pid) retireTemplate();
-  return pid;
 }
 
 void PosixSpawner::startTemplate(const SpawnSpec& spec) {

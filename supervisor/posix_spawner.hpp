@@ -2,6 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -45,14 +46,15 @@ class PosixSpawner final : public ProcessSpawner {
     boost::asio::posix::stream_descriptor socket;
   };
 
+  /// Makes a control channel, has `start` start a worker with the child's end, and watches the
+  /// parent's end if it did.
+  SpawnResult withChannel(const std::function<SpawnResult(int child_end)>& start);
   /// Fork/exec of `spec`, with `child_end` as its control channel; `role` is its extra
   /// environment entry, if any.
   SpawnResult launch(const SpawnSpec& spec, int child_end, std::string_view role);
   /// The template for spec's generation, started if need be; nullptr if there is none to be
   /// had.
   WorkerTemplate* templateFor(const SpawnSpec& spec);
-  /// The pid of a worker forked by the template, or nullopt: then it must start afresh.
-  std::optional<Pid> forkFromTemplate(const SpawnSpec& spec, int child_end);
   void startTemplate(const SpawnSpec& spec);
   void retireTemplate();
   void dropTemplate();

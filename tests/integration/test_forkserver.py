@@ -84,3 +84,23 @@ def test_start_method_spawn_starts_every_worker_afresh(corral):
     c.wait_ready(2)
     time.sleep(0.5)  # a template would have started with the first worker
     assert not templates_of(c), "a worker template runs with --start-method spawn"
+
+
+def test_a_template_that_does_not_answer_is_replaced_and_the_worker_starts_afresh(corral):
+    """A stopped template (SIGSTOP stands for one stuck in swap, say) cannot answer: corral
+    gives up on it after 500 ms, kills it, starts the worker as a fresh interpreter, and forks
+    from a new template afterwards."""
+    c = corral.start("--no-access-log", workers=2)
+    stuck = wait_template(c)
+    os.kill(stuck, signal.SIGSTOP)
+    mark = c.mark()
+    os.kill(c.worker_pids()[0], signal.SIGKILL)
+    c.wait_for_log(rf"worker template \(pid {stuck}\) did not answer within 500 ms; starting "
+                   r"workers afresh", after=mark)
+    spawned = c.wait_for_log(r"worker 0 spawned \(pid (\d+)\)(.*)", after=mark)
+    assert spawned[2] == "", f"expected a fresh interpreter: {spawned[0]}"
+    c.wait_ready(2)
+    wait_until(lambda: not pid_alive(stuck), EVENT_DEADLINE, "the stuck template to be killed")
+    forked = c.fork_workers()  # a new template takes over
+    assert wait_template(c) != stuck
+    assert all(pid_alive(pid) for pid in forked.values())
