@@ -30,6 +30,9 @@ std::string renderPrometheus(const Metrics& m, const SupervisorStatus& s) {
   }
   family(out, "corral_worker_spawns_total", "counter", "Workers started.");
   out += fmt::format("corral_worker_spawns_total {}\n", m.worker_spawns);
+  family(out, "corral_worker_forks_total", "counter",
+         "Workers forked from the worker template (the other spawns started afresh).");
+  out += fmt::format("corral_worker_forks_total {}\n", m.worker_forks);
   family(out, "corral_worker_spawn_failures_total", "counter",
          "Workers that could not be started.");
   out += fmt::format("corral_worker_spawn_failures_total {}\n", m.spawn_failures);

@@ -74,6 +74,7 @@ Supervisor::Worker* Supervisor::spawnWorker(int slot, Pid replaces, StopCause wh
   worker.deadline->enable(config_.startup_timeout);
   if (Worker* old = find(replaces)) old->replacing_for = why;
   ++metrics_.worker_spawns;
+  if (result.forked) ++metrics_.worker_forks;
   spdlog::info("worker {} spawned (pid {}){}{}", slot, pid,
                replaces < 0 ? "" : fmt::format(" to take over from pid {}", replaces),
                result.forked ? ", forked from the template" : "");

@@ -156,6 +156,14 @@ def namespace_members(init_host_pid: int) -> dict[int, int]:
     return members
 
 
+def metric(c, name: str) -> int:
+    """The value of an unlabelled counter or gauge on corral's /metrics."""
+    text = c.admin("/metrics", timeout=5).text
+    match = re.search(rf"^{name} (\d+)\s*$", text, re.M)
+    assert match, f"/metrics has no {name}:\n{text}"
+    return int(match.group(1))
+
+
 def is_worker_template(pid: int) -> bool:
     """Whether PID is corral's worker template (--start-method forkserver), which says so in
     its process name."""

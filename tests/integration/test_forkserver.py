@@ -14,8 +14,8 @@ import signal
 import time
 from pathlib import Path
 
-from conftest import (EVENT_DEADLINE, _proc_stat, children_of, is_worker_template, pid_alive,
-                      wait_template, wait_until)
+from conftest import (EVENT_DEADLINE, _proc_stat, children_of, is_worker_template, metric,
+                      pid_alive, wait_template, wait_until)
 
 
 def templates_of(c) -> list[int]:
@@ -34,6 +34,8 @@ def test_forked_workers_are_corrals_children_each_in_its_own_group(corral):
     assert int(_proc_stat(template)[2]) == template, "the template has its own group"
     pids = {int(c.get("/pid").text) for _ in range(40)}
     assert pids <= set(forked.values()) and pids, f"served by {pids}, forked {forked}"
+    logged = len(c.find_log(r"spawned \(pid \d+\).*, forked from the template"))
+    assert metric(c, "corral_worker_forks_total") == logged, "the metric counts the forks"
     print(c.tail())
 
 

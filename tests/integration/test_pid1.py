@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (EVENT_DEADLINE, INTEGRATION_DIR, PYTHON, InflightRequest, _proc_stat,
-                      children_of, namespace_members, pid_alive, proc_state, server_side_of,
-                      socket_owner, wait_template, wait_until, without_template)
+                      children_of, metric, namespace_members, pid_alive, proc_state,
+                      server_side_of, socket_owner, wait_template, wait_until, without_template)
 
 if os.geteuid() != 0:
     pytest.skip("PID namespaces (unshare -p) need root", allow_module_level=True)
@@ -48,13 +48,6 @@ def status_fields(pid: int) -> dict[str, str]:
 
 def caught(pid: int) -> int:
     return int(status_fields(pid)["SigCgt"], 16)
-
-
-def metric(c, name: str) -> int:
-    text = c.admin("/metrics", timeout=5).text
-    match = re.search(rf"^{name} (\d+)\s*$", text, re.M)
-    assert match, f"/metrics has no {name}:\n{text}"
-    return int(match.group(1))
 
 
 def wait_metric(c, name: str, expected: int, what: str) -> None:

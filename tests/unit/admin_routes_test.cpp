@@ -78,6 +78,7 @@ TEST_CASE("Admin routing: methods, paths, queries", "[unit][admin]") {
 TEST_CASE("/metrics renders Prometheus text", "[unit][admin]") {
   Metrics m;
   m.worker_spawns = 5;
+  m.worker_forks = 4;
   m.worker_exits["crash"] = 2;
   m.orphans_reaped = 7;
   const AdminResponse r = routeAdmin("GET", "/metrics", running(2, 3, 3), m);
@@ -85,6 +86,7 @@ TEST_CASE("/metrics renders Prometheus text", "[unit][admin]") {
   CHECK(r.content_type == "text/plain; version=0.0.4");
   CHECK_THAT(r.body, Catch::Contains("corral_workers{state=\"ready\"} 2\n"));
   CHECK_THAT(r.body, Catch::Contains("corral_worker_spawns_total 5\n"));
+  CHECK_THAT(r.body, Catch::Contains("corral_worker_forks_total 4\n"));
   CHECK_THAT(r.body, Catch::Contains("corral_worker_exits_total{reason=\"crash\"} 2\n"));
   CHECK_THAT(r.body, Catch::Contains("corral_orphans_reaped_total 7\n"));
   CHECK_THAT(r.body, Catch::Contains("corral_listen_queue_connections 0\n"));
