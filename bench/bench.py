@@ -366,13 +366,19 @@ def cpu_times(pids):
     return out
 
 
+def repo_relative(text):
+    """Names this checkout's files relative to its top, so that the results read the same
+    whichever machine and directory they came from."""
+    return text.replace(ROOT + os.sep, "")
+
+
 def write_results(name, text, payload):
     """Writes results/NAME.md (the tables) and results/NAME.json (the raw numbers), and prints
     the tables."""
     with open(os.path.join(RESULTS, f"{name}.md"), "w") as f:
-        f.write(text)
+        f.write(repo_relative(text))
     with open(os.path.join(RESULTS, f"{name}.json"), "w") as f:
-        json.dump(payload, f, indent=1)
+        f.write(repo_relative(json.dumps(payload, indent=1)))
     print(text)
     log(f"wrote {os.path.join(RESULTS, name + '.md')}")
 
