@@ -5,11 +5,11 @@
 #include <sys/un.h>
 
 #include <array>
-#include <charconv>
 #include <climits>
 #include <optional>
 
 #include "config/config.hpp"
+#include "util/text.hpp"
 
 namespace corral {
 namespace {
@@ -31,20 +31,8 @@ class Failer {
   std::string_view what_;
 };
 
-bool startsWith(std::string_view text, std::string_view prefix) {
-  return text.substr(0, prefix.size()) == prefix;
-}
-
-std::optional<long long> parseDigits(std::string_view text) {
-  if (text.empty() || text.size() > 18) return std::nullopt;
-  long long value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || value < 0) return std::nullopt;
-  return value;
-}
-
 std::uint16_t parsePort(std::string_view text, const Failer& fail) {
-  const auto port = parseDigits(text);
+  const auto port = parseInt<unsigned>(text);
   if (!port || *port > 65535) {
     fail("port '" + std::string(text) + "' must be a number from 0 to 65535");
   }
@@ -123,7 +111,7 @@ BindAddress parseUnix(std::string_view path, const Failer& fail) {
 }
 
 BindAddress parseFd(std::string_view number, const Failer& fail) {
-  const auto fd = parseDigits(number);
+  const auto fd = parseInt<unsigned>(number);
   if (!fd || *fd > INT_MAX) fail("expected fd://N with N a file descriptor number");
   // 0-2 are the workers' stdio; a listener there would be closed or clobbered.
   if (*fd < 3) fail("file descriptors 0-2 are stdin, stdout and stderr; use 3 or above");
@@ -150,10 +138,10 @@ BindAddress parseBindAddress(std::string_view text, std::string_view what) {
   const Failer fail(text, what);
   if (text.empty()) fail(kForms);
   // unix:// before unix: so that "unix:///run/app.sock" keeps a single leading slash.
-  if (startsWith(text, "unix://")) return parseUnix(text.substr(7), fail);
-  if (startsWith(text, "unix:")) return parseUnix(text.substr(5), fail);
-  if (startsWith(text, "fd://")) return parseFd(text.substr(5), fail);
-  if (startsWith(text, "tcp://")) return parseTcp(text.substr(6), fail);
+  if (text.starts_with("unix://")) return parseUnix(text.substr(7), fail);
+  if (text.starts_with("unix:")) return parseUnix(text.substr(5), fail);
+  if (text.starts_with("fd://")) return parseFd(text.substr(5), fail);
+  if (text.starts_with("tcp://")) return parseTcp(text.substr(6), fail);
   if (text.find("://") != std::string_view::npos) fail(kForms);
   return parseTcp(text, fail);
 }

@@ -7,8 +7,8 @@
 #include <string_view>
 
 #include "config/config_error.hpp"
+#include "config/option_values.hpp"
 #include "config/socket_activation.hpp"
-#include "config/values.hpp"
 
 namespace corral {
 namespace {

@@ -8,11 +8,12 @@
 
 #include "config/binds.hpp"
 #include "config/exit_codes.hpp"
+#include "config/host/resources.hpp"
 #include "config/inputs.hpp"
+#include "config/option_values.hpp"
 #include "config/options.hpp"
 #include "config/python.hpp"
-#include "config/resources.hpp"
-#include "config/values.hpp"
+#include "config/size.hpp"
 #include "config/worker_user.hpp"
 
 #ifndef CORRAL_VERSION

@@ -15,6 +15,9 @@
 
 namespace corral {
 
+/// Ceiling of --workers (explicit or auto) and --max-surge.
+inline constexpr int kMaxWorkers = 1024;
+
 enum class LogLevel { Critical, Error, Warning, Info, Debug, Trace };
 
 /// uvicorn's name for a level: "critical" ... "trace".

@@ -1,18 +1,11 @@
 #include "config/socket_activation.hpp"
 
-#include <charconv>
+#include "util/text.hpp"
 
 namespace corral {
 namespace {
 
 constexpr int kListenFdsStart = 3;  // SD_LISTEN_FDS_START
-
-std::optional<long> parseNumber(const std::string& text) {
-  long value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
 
 std::vector<std::string> splitNames(const std::string& text) {
   std::vector<std::string> names;
@@ -31,10 +24,10 @@ std::vector<ActivatedSocket> activatedSockets(const EnvLookup& env, int self_pid
   const auto pid_text = env("LISTEN_PID");
   const auto count_text = env("LISTEN_FDS");
   if (!pid_text || !count_text) return {};
-  const auto pid = parseNumber(*pid_text);
+  const auto pid = parseInt<long>(*pid_text);
   if (!pid) throw ConfigError("LISTEN_PID='" + *pid_text + "' is not a process id");
   if (*pid != self_pid) return {};  // passed to a process that exec'd corral without them
-  const auto count = parseNumber(*count_text);
+  const auto count = parseInt<long>(*count_text);
   if (!count || *count < 0 || *count > 1024) {
     throw ConfigError("LISTEN_FDS='" + *count_text + "' is not a number of sockets");
   }

@@ -4,24 +4,18 @@
 #include <pwd.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <vector>
+
+#include "util/text.hpp"
 
 namespace corral {
 namespace {
-
-std::optional<unsigned> numericId(const std::string& text) {
-  unsigned id = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-  return id;
-}
 
 std::optional<passwd> findUser(const std::string& text, std::vector<char>& buffer) {
   passwd entry{};
   passwd* found = nullptr;
   buffer.resize(16384);
-  if (const auto uid = numericId(text)) {
+  if (const auto uid = parseInt<unsigned>(text)) {
     ::getpwuid_r(*uid, &entry, buffer.data(), buffer.size(), &found);
   } else {
     ::getpwnam_r(text.c_str(), &entry, buffer.data(), buffer.size(), &found);
@@ -31,7 +25,7 @@ std::optional<passwd> findUser(const std::string& text, std::vector<char>& buffe
 }
 
 std::optional<unsigned> findGroup(const std::string& text) {
-  if (const auto gid = numericId(text)) return gid;
+  if (const auto gid = parseInt<unsigned>(text)) return gid;
   std::vector<char> buffer(16384);
   group entry{};
   group* found = nullptr;
@@ -66,7 +60,7 @@ WorkerUser resolveWorkerUser(std::string_view user_source, const std::string& us
   if (const auto entry = findUser(user, buffer)) {
     result = {entry->pw_uid, entry->pw_gid, supplementaryGroups(entry->pw_name, entry->pw_gid),
               entry->pw_name};
-  } else if (const auto uid = numericId(user)) {
+  } else if (const auto uid = parseInt<unsigned>(user)) {
     result = {*uid, *uid, {}, user};  // a uid without a passwd entry, as containers often use
   } else {
     failInput(user_source, user, "no such user; create it or pass a numeric uid");

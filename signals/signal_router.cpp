@@ -5,8 +5,8 @@
 #include <csignal>
 
 #include "config/exit_codes.hpp"
-#include "supervisor/exit_status.hpp"
 #include "supervisor/supervisor.hpp"
+#include "util/text.hpp"
 
 namespace corral {
 
@@ -19,32 +19,29 @@ SignalRouter::SignalRouter(boost::asio::io_context& io, Supervisor& supervisor)
   wait();
 }
 
-void SignalRouter::close() {
-  boost::system::error_code ignored;
-  signals_.cancel(ignored);
-  signals_.clear(ignored);
-}
-
 void SignalRouter::wait() {
   signals_.async_wait([this](const boost::system::error_code& ec, int signo) {
     if (ec) return;
-    route(signo);
+    if (const auto event = eventFor(signo)) {
+      supervisor_.handle(*event);
+    } else {
+      // SIGTSTP: job control must never freeze a supervisor whose workers keep running.
+      spdlog::info("{} received: ignored", signalName(signo));
+    }
     wait();
   });
 }
 
 // The role of each signal, in one table (nginx's NGX_SHUTDOWN_SIGNAL and friends).
-void SignalRouter::route(int signo) {
+std::optional<Event> SignalRouter::eventFor(int signo) {
   switch (signo) {
-    case SIGTERM: return supervisor_.gracefulStop("SIGTERM");
-    case SIGINT: return supervisor_.quickStop("SIGINT", kExitInterrupted);
-    case SIGQUIT: return supervisor_.quickStop("SIGQUIT", kExitOk);
-    case SIGHUP: return supervisor_.reload("SIGHUP");
-    case SIGTTIN: return supervisor_.scaleUp();
-    case SIGTTOU: return supervisor_.scaleDown();
-    default:
-      // SIGTSTP: job control must never freeze a supervisor whose workers keep running.
-      spdlog::info("{} received: ignored", signalName(signo));
+    case SIGTERM: return Event::signal(EventKind::GracefulStop, "SIGTERM");
+    case SIGINT: return Event::signal(EventKind::QuickStop, "SIGINT", kExitInterrupted);
+    case SIGQUIT: return Event::signal(EventKind::QuickStop, "SIGQUIT", kExitOk);
+    case SIGHUP: return Event::signal(EventKind::Reload, "SIGHUP");
+    case SIGTTIN: return Event::signal(EventKind::ScaleUp, "SIGTTIN");
+    case SIGTTOU: return Event::signal(EventKind::ScaleDown, "SIGTTOU");
+    default: return std::nullopt;
   }
 }
 

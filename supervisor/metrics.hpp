@@ -6,7 +6,7 @@
 
 namespace corral {
 
-/// Counters kept by the supervisor; the admin server renders them. Single-threaded: plain
+/// Counters kept by the supervisor; admin/prometheus.cpp renders them. Single-threaded: plain
 /// integers, no atomics.
 struct Metrics {
   std::uint64_t worker_spawns = 0;
@@ -15,12 +15,6 @@ struct Metrics {
   std::map<std::string, std::uint64_t> worker_exits;  ///< by reason: crash, hung, drained, ...
   std::uint64_t orphans_reaped = 0;
   std::uint64_t reload_failures = 0;
-  std::uint64_t admin_requests = 0;
 };
-
-struct SupervisorStatus;
-
-/// Prometheus text exposition (version 0.0.4) of the counters and the current status.
-std::string renderPrometheus(const Metrics& metrics, const SupervisorStatus& status);
 
 }  // namespace corral

@@ -1,6 +1,7 @@
-// The supervisor's states and the ways out of them: drains, quick stops, and the admin view.
-// One worker's life is in supervisor_workers.cpp; reload, scaling and recycling in
-// supervisor_roll.cpp.
+// The supervisor's decisions: one table of what every event does in every state, the dispatch
+// through it, and the one place the state changes. The actions themselves are in
+// supervisor_workers.cpp (one worker's life), supervisor_drain.cpp (the ways out) and
+// supervisor_roll.cpp (reload, scaling, recycling).
 
 #include "supervisor/supervisor.hpp"
 
@@ -8,205 +9,240 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <csignal>
+#include <array>
 
-#include "config/exit_codes.hpp"
-#include "supervisor/sd_notify.hpp"
-#include "supervisor/supervisor_timing.hpp"
+#include "supervisor/control_message.hpp"
+#include "supervisor/timing.hpp"
+#include "util/text.hpp"
 
 namespace corral {
+namespace {
 
-std::string_view stateName(State state) {
-  switch (state) {
-    case State::Starting: return "Starting";
-    case State::Running: return "Running";
-    case State::Reloading: return "Reloading";
-    case State::Draining: return "Draining";
-    case State::Stopped: return "Stopped";
+using enum Action;
+
+// clang-format off
+// Rows follow EventKind, columns State. A deliberate nothing is Nop, so that a new event or
+// state means deciding every new cell; a unit test walks the table and finds no Unset one.
+constexpr std::array<std::array<Action, kStateCount>, kEventCount> kTable{{
+//                        Starting Running  Reloading DrainDelay DrainGate DrainStop DrainQuick DrainKill Stopped
+/* WorkerReady        */ {Ready,   Ready,   Ready,    Ready,     Ready,    Nop,      Nop,       Nop,      Nop},
+/* WorkerHeartbeat    */ {Beat,    Beat,    Beat,     Beat,      Beat,     Nop,      Nop,       Nop,      Nop},
+/* WorkerRecycle      */ {Replace, Replace, Replace,  Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
+/* WorkerOverMemory   */ {Replace, Replace, Replace,  Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
+/* WorkerDeadline     */ {Expire,  Expire,  Expire,   Expire,    Expire,   Expire,   Expire,    Expire,   Nop},
+/* WorkerExited       */ {Respawn, Respawn, Respawn,  Bury,      BuryLast, BuryLast, BuryLast,  BuryLast, Nop},
+/* GracefulStop       */ {Drain,   Drain,   Drain,    Escalate,  Escalate, Escalate, Kill,      Nop,      Nop},
+/* QuickStop          */ {Hurry,   Hurry,   Hurry,    Hurry,     Hurry,    Hurry,    Kill,      Nop,      Nop},
+/* Reload             */ {Roll,    Roll,    Roll,     Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
+/* ScaleUp            */ {Grow,    Grow,    Grow,     Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
+/* ScaleDown          */ {Shrink,  Shrink,  Shrink,   Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
+/* GenerationPrepared */ {Fill,    Nop,     Resume,   Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
+/* RespawnDue         */ {Revive,  Revive,  Revive,   Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
+/* DrainDelayOver     */ {Nop,     Nop,     Nop,      Gate,      Nop,      Nop,      Nop,       Nop,      Nop},
+/* QueuesEmpty        */ {Nop,     Nop,     Nop,      Nop,       Stop,     Nop,      Nop,       Nop,      Nop},
+/* DrainDeadline      */ {Nop,     Nop,     Nop,      Nop,       Kill,     Kill,     Kill,      Nop,      Nop},
+}};
+// clang-format on
+//
+// Why the less obvious cells are what they are:
+// - Every Drain* state past DrainGate has told every worker to stop, so a late READY or
+//   heartbeat changes nothing, and a stopping worker is never recycled: it is on its way out.
+// - DrainDelay's workers still serve (load balancers have not noticed /ready failing yet), but
+//   one that exits is not replaced: corral is on its way out too. Bury, not BuryLast: the
+//   delay is waited out even with no worker left, as the orchestrator expects.
+// - A GenerationPrepared in Running is stale: a newer generation, or none, is wanted now.
+// - DrainQuick has nothing left to wait for: asked again, it kills.
+
+}  // namespace
+
+std::string_view actionName(Action action) {
+  switch (action) {
+    case Unset: return "Unset";
+    case Nop: return "Nop";
+    case Ready: return "Ready";
+    case Beat: return "Beat";
+    case Replace: return "Replace";
+    case Expire: return "Expire";
+    case Respawn: return "Respawn";
+    case Bury: return "Bury";
+    case BuryLast: return "BuryLast";
+    case Drain: return "Drain";
+    case Escalate: return "Escalate";
+    case Hurry: return "Hurry";
+    case Kill: return "Kill";
+    case Roll: return "Roll";
+    case Refuse: return "Refuse";
+    case Grow: return "Grow";
+    case Shrink: return "Shrink";
+    case Fill: return "Fill";
+    case Resume: return "Resume";
+    case Revive: return "Revive";
+    case Gate: return "Gate";
+    case Stop: return "Stop";
   }
   return "?";
 }
 
-Supervisor::Supervisor(const Config& config, Clock& clock, ProcessSpawner& spawner,
-                       WorkerCommand command, Hooks hooks)
+Action Supervisor::decide(State state, EventKind kind) {
+  return kTable[static_cast<std::size_t>(kind)][static_cast<std::size_t>(state)];
+}
+
+Supervisor::Supervisor(const Config& config, Clock& clock, ProcessSpawner& spawner, Hooks hooks)
     : config_(config),
       clock_(clock),
       spawner_(spawner),
-      command_(std::move(command)),
       hooks_(std::move(hooks)),
       target_(config.workers),
       slots_(static_cast<std::size_t>(config.workers)),
-      drain_deadline_(clock.createTimer([this] { onDrainDeadline(); })),
-      drain_delay_(clock.createTimer([this] { beginDrain(); })),
-      queue_poll_(clock.createTimer([this] { awaitEmptyQueues(); })),
+      drain_delay_(clock.createTimer([this] { handle(Event::timer(EventKind::DrainDelayOver)); })),
+      queue_poll_(clock.createTimer([this] { pollQueues(); })),
+      drain_deadline_(
+          clock.createTimer([this] { handle(Event::timer(EventKind::DrainDeadline)); })),
       memory_poll_(clock.createTimer([this] { checkMemory(); })) {
-  spawner_.setListener(*this);
+  spawner_.attach(*this);
 }
 
 Supervisor::~Supervisor() = default;
 
-// The one place state_ changes.
-void Supervisor::transitionTo(State next, std::string_view why) {
-  spdlog::info("state {} -> {} ({})", stateName(state_), stateName(next), why);
-  state_ = next;
-  switch (next) {
-    case State::Running:
-      // Once every worker serves (gunicorn sends it before any has booted); after a roll, it
-      // also ends the RELOADING=1 that began it.
-      notify("READY=1");
-      break;
-    case State::Reloading:
-      notify(fmt::format("RELOADING=1\nMONOTONIC_USEC={}", monotonicMicros()));
-      break;
-    case State::Draining: {
-      // The drain may outlast systemd's stop timeout; ask for what it needs, plus a margin.
-      const Duration needed =
-          quick_ ? kQuickGrace : config_.drain_delay + config_.graceful_timeout + kKillGrace;
-      notify(fmt::format("STOPPING=1\nEXTEND_TIMEOUT_USEC={}", needed.count() * 1000));
+void Supervisor::start() {
+  spdlog::info("starting {} ({}) for {} with {}", plural(config_.workers, "worker"),
+               config_.workers_reason, config_.app, config_.python);
+  prepareGeneration();
+  if (config_.max_worker_memory) memory_poll_->enable(kMemoryCheckInterval);
+}
+
+void Supervisor::handle(const Event& event) {
+  const Action action = decide(state_, event.kind);
+  spdlog::trace("{} in {}: {}", eventName(event.kind), stateName(state_), actionName(action));
+  perform(action, event);
+}
+
+void Supervisor::perform(Action action, const Event& event) {
+  switch (action) {
+    case Unset:  // the table's unit test keeps this from happening
+    case Nop: break;
+    case Ready: markReady(event.pid); break;
+    case Beat: heartbeat(event.pid); break;
+    case Replace: replace(event); break;
+    case Expire: expire(event.pid); break;
+    case Respawn: {
+      const Worker worker = collect(event);
+      respawnAfter(worker, event.status);
       break;
     }
-    case State::Starting:
-    case State::Stopped: break;
+    case Bury: collect(event); break;
+    case BuryLast:
+      collect(event);
+      finishIfEmpty();
+      break;
+    case Drain: drain(event); break;
+    case Escalate: quickStop(event.why + " during drain", exit_code_); break;
+    case Hurry: quickStop(event.why, event.exit_code); break;
+    case Kill:
+      killAll(event.kind == EventKind::DrainDeadline ? "deadline reached"
+                                                     : event.why + " during quick stop");
+      break;
+    case Roll: roll(event); break;
+    case Refuse: refuse(event); break;
+    case Grow: grow(); break;
+    case Shrink: shrink(); break;
+    case Fill: fill(event.generation); break;
+    case Resume: resume(event.generation); break;
+    case Revive: revive(event.slot); break;
+    case Gate: gate(); break;
+    case Stop: stopWorkers(); break;
+  }
+}
+
+// The one place state_ changes. The service manager hears READY=1 once every worker serves
+// (gunicorn sends it before any has booted); after a roll it also ends the RELOADING=1 that
+// began it. STOPPING=1 goes out once, as the first stop state is entered.
+void Supervisor::transitionTo(State next, std::string_view why) {
+  spdlog::info("state {} -> {} ({})", stateName(state_), stateName(next), why);
+  const State previous = state_;
+  state_ = next;
+  if (next == State::Running) notify(ServiceNotice::ready());
+  if (next == State::Reloading) notify(ServiceNotice::reloading());
+  if (isStopping(next) && !isStopping(previous)) {
+    // The stop may outlast the service manager's timeout; ask for what it needs.
+    const bool quick = next == State::DrainQuick || next == State::DrainKill;
+    const Duration needed =
+        quick ? kQuickGrace : config_.drain_delay + config_.graceful_timeout + kKillGrace;
+    notify(ServiceNotice::stopping(needed));
   }
   notifyStatus();
 }
 
-void Supervisor::notify(const std::string& message) const {
-  if (hooks_.notify) hooks_.notify(message);
+void Supervisor::notify(ServiceNotice notice) const {
+  if (hooks_.notify) hooks_.notify(notice);
 }
 
 void Supervisor::notifyStatus() const {
   const SupervisorStatus s = status();
   std::string text =
-      fmt::format("STATUS={}: {} of {} workers ready", stateName(s.state), s.ready, s.target);
+      fmt::format("{}: {} of {} workers ready", publicStateName(s.state), s.ready, s.target);
   if (!s.draining_reason.empty()) text += " (" + s.draining_reason + ")";
-  notify(text);
+  notify(ServiceNotice::statusLine(std::move(text)));
 }
 
-void Supervisor::start() {
-  spdlog::info("starting {} worker{} ({}) for {} with {}", config_.workers,
-               config_.workers == 1 ? "" : "s", config_.workers_reason, config_.app,
-               config_.python);
-  prepareGeneration([this] { fillSlots(); });
-  if (config_.max_worker_memory) memory_poll_->enable(kMemoryCheckInterval);
-}
-
-void Supervisor::gracefulStop(std::string_view why) {
-  switch (state_) {
-    case State::Starting:
-    case State::Running:
-    case State::Reloading:
-      draining_reason_ = why;
-      transitionTo(State::Draining, why);
-      if (config_.drain_delay > Duration::zero()) {
-        // Load balancers and Kubernetes endpoints take a while to notice /ready failing;
-        // until then they still send traffic, which the workers keep serving.
-        spdlog::info("drain: /ready fails now; workers keep serving for {} (--drain-delay)",
-                     formatDuration(config_.drain_delay));
-        drain_delay_->enable(config_.drain_delay);
-      } else {
-        beginDrain();
-      }
-      break;
-    case State::Draining: quickStop(std::string(why) + " during drain", exit_code_); break;
-    case State::Stopped: break;  // nop
+// After a worker became READY or left the pool on purpose: the start may be complete, or the
+// roll may move on.
+void Supervisor::afterPoolChange() {
+  if (state_ == State::Starting && pool_.readyCount() >= target_) {
+    transitionTo(State::Running, "all " + plural(target_, "worker") + " ready");
+  } else if (state_ == State::Reloading) {
+    continueRoll();
+  } else {
+    notifyStatus();
   }
 }
 
-// Connections the kernel has already queued are served before the workers are told to stop:
-// new ones are gated first (gunicorn #3397 is this, still open there).
-void Supervisor::beginDrain() {
-  cancelRespawns();
-  drain_deadline_->enable(config_.graceful_timeout);
-  if (hooks_.gate_listeners) hooks_.gate_listeners();
-  const std::size_t queued = hooks_.queued_connections ? hooks_.queued_connections() : 0;
-  if (queued > 0) {
-    spdlog::info("drain: no new connections; serving the {} waiting in the listen queue first",
-                 queued);
-  }
-  awaitEmptyQueues();
+void Supervisor::refuse(const Event& event) const {
+  spdlog::info("{} ignored: corral is stopping", event.why);
 }
 
-void Supervisor::awaitEmptyQueues() {
-  if (quick_ || state_ != State::Draining) return;
-  const std::size_t queued = hooks_.queued_connections ? hooks_.queued_connections() : 0;
-  if (queued > 0 && !workers_.empty()) {
-    queue_poll_->enable(kQueuePollInterval);
+void Supervisor::onChildMessage(Pid pid, std::string_view datagram) {
+  Worker* worker = pool_.find(pid);
+  if (worker == nullptr) return;
+  const ControlMessage message = ControlMessage::parse(datagram);
+  switch (message.kind) {
+    case ControlMessage::Kind::Ready: return handle(Event::worker(EventKind::WorkerReady, pid));
+    case ControlMessage::Kind::Watchdog:
+      return handle(Event::worker(EventKind::WorkerHeartbeat, pid));
+    case ControlMessage::Kind::Recycle:
+      return handle(Event::worker(EventKind::WorkerRecycle, pid, message.text));
+    case ControlMessage::Kind::BootError:
+    case ControlMessage::Kind::ConfigError:
+      // Facts about the worker, kept for when it exits: no decision to make now.
+      if (worker->error.empty()) worker->error = message.text;
+      worker->config_error = message.kind == ControlMessage::Kind::ConfigError;
+      return;
+    case ControlMessage::Kind::Status:
+      spdlog::debug("worker {} (pid {}): {}", worker->slot, pid, message.text);
+      return;
+    case ControlMessage::Kind::Unknown:
+      spdlog::debug("worker {} (pid {}) sent an unknown message: {}", worker->slot, pid,
+                    message.text);
+      return;
+  }
+}
+
+void Supervisor::onChildExit(Pid pid, ExitStatus status) {
+  if (pool_.find(pid) == nullptr) {
+    // Reparented to corral (a worker's double-forked child, say): reaped, never a worker.
+    ++metrics_.orphans_reaped;
+    spdlog::debug("reaped orphan pid {} ({})", pid, status.str());
     return;
   }
-  stopAll(StopCause::Drain);
-  spdlog::info("drain: {} worker{} finishing in-flight requests, deadline {}", workers_.size(),
-               workers_.size() == 1 ? "" : "s", formatDuration(config_.graceful_timeout));
-  notifyStatus();
-  finishIfEmpty();
-}
-
-void Supervisor::quickStop(std::string_view why, int exit_code) {
-  if (state_ == State::Stopped) return;
-  if (quick_) {  // asked again: nothing is left to wait for
-    onDrainDeadline();
-    return;
-  }
-  if (exit_code_ == kExitOk) exit_code_ = exit_code;
-  draining_reason_ = why;
-  quick_ = true;
-  drain_delay_->disable();
-  queue_poll_->disable();
-  cancelRespawns();
-  stopAll(StopCause::Quick);
-  if (state_ != State::Draining) transitionTo(State::Draining, why);
-  spdlog::info("quick stop ({}): workers get {} to exit", why, formatDuration(kQuickGrace));
-  drain_deadline_->enable(kQuickGrace);
-  finishIfEmpty();
-}
-
-// A worker still booting holds no connection, so no drain waits for it: it gets SIGTERM (whose
-// default action ends it cleanly before uvicorn installs its handlers) and, since uvicorn
-// finishes lifespan startup before it looks at the signal, SIGKILL shortly after.
-void Supervisor::stopAll(StopCause cause) {
-  for (auto& [pid, worker] : workers_) {
-    const bool booting = worker.state == WorkerState::Starting;
-    switch (cause) {
-      case StopCause::Drain:
-        if (worker.state == WorkerState::Stopping) break;  // already on its way out
-        stopWorker(worker, cause, SIGTERM, false);
-        if (booting) worker.deadline->enable(kQuickGrace);
-        break;
-      case StopCause::Quick: stopWorker(worker, cause, booting ? SIGKILL : SIGINT, booting); break;
-      default: stopWorker(worker, cause, SIGKILL, true); break;
-    }
-  }
-}
-
-void Supervisor::onDrainDeadline() {
-  for (auto& [pid, worker] : workers_) {
-    spdlog::warn("worker {} (pid {}) still running at the {} deadline, sending SIGKILL",
-                 worker.slot, pid, quick_ ? "quick stop" : "drain");
-    spawner_.signal(pid, SIGKILL, true);
-  }
-}
-
-void Supervisor::finishIfEmpty() {
-  if (state_ != State::Draining || !workers_.empty() || drain_delay_->enabled()) return;
-  drain_deadline_->disable();
-  queue_poll_->disable();
-  memory_poll_->disable();
-  transitionTo(State::Stopped, "all workers exited");
-  if (hooks_.on_stopped) hooks_.on_stopped(exit_code_);
-}
-
-int Supervisor::readyCount() const {
-  return static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& entry) {
-    return entry.second.state == WorkerState::Ready;
-  }));
+  handle(Event::workerExited(pid, status));
 }
 
 SupervisorStatus Supervisor::status() const {
   SupervisorStatus s;
   s.state = state_;
   s.target = target_;
-  s.alive = static_cast<int>(workers_.size());
-  s.ready = readyCount();
+  s.alive = pool_.size();
+  s.ready = pool_.readyCount();
   s.required = config_.min_ready > 0 ? std::min(config_.min_ready, target_) : target_;
   s.generation = generation_;
   s.draining_reason = draining_reason_;

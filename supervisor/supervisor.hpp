@@ -2,7 +2,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,31 +11,13 @@
 #include "config/config.hpp"
 #include "supervisor/backoff.hpp"
 #include "supervisor/clock.hpp"
+#include "supervisor/event.hpp"
 #include "supervisor/metrics.hpp"
 #include "supervisor/process_spawner.hpp"
-#include "supervisor/worker_command.hpp"
+#include "supervisor/state.hpp"
+#include "supervisor/worker_pool.hpp"
 
 namespace corral {
-
-//          start()          all workers READY
-//   (new) --------> Starting ----------------> Running <--------------+
-//                      |                       |    ^                 |
-//                      |                 SIGHUP|    | roll done, or   | SIGHUP again:
-//                      |                       v    | new code failed | restart the roll
-//                      |                     Reloading ---------------+
-//                      | SIGTERM, SIGINT,        |
-//                      | boot failure            | SIGTERM (graceful), SIGINT/SIGQUIT (quick)
-//                      v                         v
-//                   Draining <-------------------+ (also from Running)
-//                      |   --drain-delay: /ready fails, workers still serve
-//                      |   new connections gated; the listen queue served; workers told to stop
-//                      |   a second SIGTERM, SIGINT or SIGQUIT: quick
-//                      |   the graceful timeout: SIGKILL the rest
-//                      v   last worker reaped
-//                   Stopped  -> on_stopped(exit code)
-enum class State { Starting, Running, Reloading, Draining, Stopped };
-
-std::string_view stateName(State state);
 
 /// What the admin endpoints show.
 struct SupervisorStatus {
@@ -52,18 +33,63 @@ struct SupervisorStatus {
   std::size_t queued = 0;      ///< connections in the listen queues, not accepted yet
 };
 
+/// What the supervisor tells the service manager; runtime/sd_notify.cpp encodes it.
+struct ServiceNotice {
+  enum class Kind { Ready, Reloading, Stopping, Status };
+  Kind kind = Kind::Status;
+  Duration extend{0};  ///< Stopping: how long the stop may take
+  std::string status;  ///< Status: one line for `systemctl status`
+
+  static ServiceNotice ready() { return {Kind::Ready, {}, {}}; }
+  static ServiceNotice reloading() { return {Kind::Reloading, {}, {}}; }
+  static ServiceNotice stopping(Duration extend) { return {Kind::Stopping, extend, {}}; }
+  static ServiceNotice statusLine(std::string text) { return {Kind::Status, {}, std::move(text)}; }
+};
+
+/// What the supervisor does about one event in one state (the table in supervisor.cpp).
+enum class Action : std::uint8_t {
+  Unset,     ///< a hole in the table: its unit test finds none
+  Nop,       ///< deliberately nothing
+  Ready,     ///< a worker serves: it may complete the start or move the roll on
+  Beat,      ///< re-arm a worker's heartbeat deadline
+  Replace,   ///< start a successor for a worker (recycling), which it serves until READY
+  Expire,    ///< a worker's deadline: abort the booting or hung one, kill the stopping one
+  Respawn,   ///< a worker is gone while serving: refill its slot (with backoff), or fail boot
+  Bury,      ///< a worker is gone while stopping: count it
+  BuryLast,  ///< as Bury, and stop once it was the last
+  Drain,     ///< start a graceful drain (DrainDelay or DrainGate)
+  Escalate,  ///< SIGTERM again while draining: a quick stop
+  Hurry,     ///< a quick stop
+  Kill,      ///< SIGKILL every worker left
+  Roll,      ///< start a rolling reload to a new generation (or restart the one under way)
+  Refuse,    ///< log that corral is stopping and does not do this
+  Grow,      ///< one worker more
+  Shrink,    ///< one worker fewer
+  Fill,      ///< the generation is prepared: start its workers
+  Resume,    ///< the generation is prepared: start its missing workers and move the roll on
+  Revive,    ///< a slot's backoff ran out: respawn if the slot still needs a worker
+  Gate,      ///< gate new connections, wait for the listen queues to empty
+  Stop,      ///< tell every worker to stop and finish what is in flight
+};
+
+std::string_view actionName(Action action);
+
 /// Keeps `config.workers` uvicorn workers serving: spawns them, respawns the ones that crash
-/// (with backoff), replaces hung ones, recycles them (max requests, memory) and rolls them on
-/// reload without a gap, and drains them all on request. All state lives on one thread; time
-/// and processes come through the Clock and ProcessSpawner seams.
-class Supervisor final : public ChildListener {
+/// (with backoff), replaces hung ones, recycles them (max requests, memory), rolls them on
+/// reload without a gap, and drains them all on request.
+///
+/// Every event goes through handle(), which looks up what to do in one state x event table and
+/// does it; only transitionTo() changes the state. All of it runs on one thread; time and
+/// processes come through the Clock and ProcessSpawner seams, the rest of the world through
+/// Hooks.
+class Supervisor final : public ChildEvents {
  public:
   /// How the supervisor reaches the world beyond its workers.
   struct Hooks {
     /// Called once, when the last worker is gone after a stop.
     std::function<void(int exit_code)> on_stopped;
-    /// sd_notify-style messages for the service manager: READY=1, STATUS=..., STOPPING=1.
-    std::function<void(std::string_view message)> notify;
+    /// For the service manager (sd_notify).
+    std::function<void(const ServiceNotice& notice)> notify;
     /// Stops new connections from reaching the listen queues; queued ones stay.
     std::function<void()> gate_listeners;
     /// Connections waiting in the listen queues, not yet accepted by a worker.
@@ -72,25 +98,15 @@ class Supervisor final : public ChildListener {
     std::function<int(int n)> random;
   };
 
-  Supervisor(const Config& config, Clock& clock, ProcessSpawner& spawner, WorkerCommand command,
-             Hooks hooks);
+  Supervisor(const Config& config, Clock& clock, ProcessSpawner& spawner, Hooks hooks);
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
   ~Supervisor() override;
 
-  /// Spawns the workers.
+  /// Prepares the first generation, whose workers start once it is ready.
   void start();
-  /// SIGTERM: /ready fails at once; after --drain-delay, workers finish in-flight requests and
-  /// stragglers are killed at the graceful timeout. A second request escalates to quickStop.
-  void gracefulStop(std::string_view why);
-  /// SIGINT, SIGQUIT: workers are stopped at once. `exit_code` is what corral exits with.
-  void quickStop(std::string_view why, int exit_code);
-  /// SIGHUP: replaces every worker with one running freshly imported code, --max-surge at a
-  /// time, each new one READY before an old one is told to stop.
-  void reload(std::string_view why);
-  /// SIGTTIN / SIGTTOU: one worker more, one fewer (never below one).
-  void scaleUp();
-  void scaleDown();
+  /// Does what `event` calls for in the current state.
+  void handle(const Event& event);
 
   void onChildMessage(Pid pid, std::string_view message) override;
   void onChildExit(Pid pid, ExitStatus status) override;
@@ -98,104 +114,84 @@ class Supervisor final : public ChildListener {
   State state() const { return state_; }
   SupervisorStatus status() const;
   const Metrics& metrics() const { return metrics_; }
-  Metrics& metrics() { return metrics_; }
+
+  /// The decision for `kind` in `state`: the table, for its unit test and the trace log.
+  static Action decide(State state, EventKind kind);
 
  private:
-  enum class WorkerState { Starting, Ready, Stopping };
-  /// Why corral ended (or is ending) a worker; decides how its exit is logged and handled.
-  enum class StopCause {
-    None,
-    Hung,
-    StartupTimeout,
-    Drain,
-    Quick,
-    BootFailure,  // the whole pool, or a failure
-    Reload,
-    Recycle,
-    ScaleDown,
-    Superseded  // one worker, replaced or removed
-  };
-
-  struct Worker {
-    int slot = 0;
-    Pid pid = -1;
-    int generation = 0;
-    WorkerState state = WorkerState::Starting;
-    StopCause cause = StopCause::None;
-    TimePoint spawned_at;
-    std::optional<TimePoint> ready_at;
-    std::unique_ptr<Timer> deadline;  ///< startup, heartbeat, or kill grace: one at a time
-    std::string error;                ///< BOOT_ERROR or CONFIG_ERROR text
-    bool config_error = false;
-    Pid replaces = -1;                          ///< the worker this one takes over from once READY
-    StopCause replacing_for = StopCause::None;  ///< set while a successor boots for this one
-    int memory_strikes = 0;
-  };
-
   struct Slot {
     Backoff backoff;
     std::unique_ptr<Timer> respawn;
   };
 
-  // supervisor.cpp: states, stops and the admin view
+  // supervisor.cpp: dispatch, states, the admin view
+  void perform(Action action, const Event& event);
   void transitionTo(State next, std::string_view why);
-  void notify(const std::string& message) const;
+  void notify(ServiceNotice notice) const;
   void notifyStatus() const;
-  void beginDrain();
-  void awaitEmptyQueues();
-  void stopAll(StopCause cause);
-  void onDrainDeadline();
-  void finishIfEmpty();
-  int readyCount() const;
+  void afterPoolChange();
+  void refuse(const Event& event) const;
 
   // supervisor_workers.cpp: one worker's life
-  void prepareGeneration(std::function<void()> then);
+  void prepareGeneration();
+  void fill(int generation);
   void fillSlots();
-  Worker* spawnWorker(int slot, Pid replaces = -1, StopCause why = StopCause::None);
-  void onReady(Worker& worker);
-  void onHeartbeat(Worker& worker);
-  void onDeadline(Pid pid);
+  Worker* spawnWorker(int slot, std::optional<Succession> succession = std::nullopt);
+  void markReady(Pid pid);
+  void heartbeat(Pid pid);
+  void expire(Pid pid);
   void abortWorker(Worker& worker, StopCause cause, std::string_view what);
   void stopWorker(Worker& worker, StopCause cause, int signo, bool whole_group);
   void retireWorker(Worker& worker, StopCause cause);
-  void handleWorkerGone(const Worker& worker, ExitStatus status);
+  Worker collect(const Event& exit);
+  void respawnAfter(const Worker& worker, ExitStatus status);
   bool isBootFailure(const Worker& worker, ExitStatus status) const;
   void failBoot(const Worker& worker, ExitStatus status);
   bool slotNeedsWorker(int slot) const;
   void scheduleRespawn(int slot, std::optional<TimePoint> ready_at);
+  void revive(int slot);
   void cancelRespawns();
-  Worker* find(Pid pid);
-  static std::string_view exitReason(const Worker& worker, ExitStatus status);
+
+  // supervisor_drain.cpp: the ways out
+  void drain(const Event& event);
+  void gate();
+  void pollQueues();
+  void stopWorkers();
+  void quickStop(std::string why, int exit_code);
+  void killAll(std::string_view why);
+  void finishIfEmpty();
 
   // supervisor_roll.cpp: reload, scaling, recycling
+  void roll(const Event& event);
+  void resume(int generation);
   void continueRoll();
   void abortRoll(std::string why);
-  void replaceWorker(Worker& worker, StopCause why, std::string_view what);
   void supersede(Worker& successor);
+  void replace(const Event& event);
   void onSuccessorReady(Worker& successor);
   void onSuccessorFailed(const Worker& successor, ExitStatus status);
+  void grow();
+  void shrink();
   void checkMemory();
 
   const Config& config_;
   Clock& clock_;
   ProcessSpawner& spawner_;
-  WorkerCommand command_;
   Hooks hooks_;
 
   State state_ = State::Starting;
   int target_;
   int generation_ = 0;
+  int prepared_generation_ = -1;  ///< the newest generation the spawner is ready for
   std::string draining_reason_;
   std::string reload_error_;
-  bool quick_ = false;
   bool ever_ready_ = false;
-  bool preparing_ = false;  ///< the spawner is getting ready for generation_ (prepare())
   int exit_code_ = 0;
-  std::map<Pid, Worker> workers_;
+  WorkerPool pool_;
   std::vector<Slot> slots_;
-  std::unique_ptr<Timer> drain_deadline_;
-  std::unique_ptr<Timer> drain_delay_;
-  std::unique_ptr<Timer> queue_poll_;
+  std::unique_ptr<Timer> drain_delay_;     ///< DrainDelay's end
+  std::unique_ptr<Timer> queue_poll_;      ///< DrainGate's look at the listen queues
+  std::unique_ptr<Timer> drain_deadline_;  ///< DrainGate/DrainStop/DrainQuick's end
   std::unique_ptr<Timer> memory_poll_;
   Metrics metrics_;
 };

@@ -6,47 +6,42 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
-#include <csignal>
+#include <vector>
 
-#include "config/resources.hpp"
+#include "config/size.hpp"
 #include "supervisor/supervisor.hpp"
-#include "supervisor/supervisor_timing.hpp"
+#include "supervisor/timing.hpp"
 
 namespace corral {
 
-void Supervisor::reload(std::string_view why) {
-  switch (state_) {
-    case State::Starting:
-    case State::Running:
-    case State::Reloading: break;
-    case State::Draining:
-    case State::Stopped: spdlog::info("{} ignored: corral is stopping", why); return;
-  }
+void Supervisor::roll(const Event& event) {
   ++generation_;
   reload_error_.clear();
   // Replacements still booting from an earlier roll run older code than what is asked for now.
-  for (auto& [pid, worker] : workers_) {
-    if (worker.state == WorkerState::Starting && worker.replaces >= 0) supersede(worker);
+  for (Worker& worker : pool_.all()) {
+    if (worker.state == WorkerState::Starting && worker.succession) supersede(worker);
   }
-  transitionTo(State::Reloading, fmt::format("{}: rolling to generation {}", why, generation_));
-  prepareGeneration([this] {
-    fillSlots();  // a SIGHUP while the first workers were being prepared
-    continueRoll();
-  });
+  transitionTo(State::Reloading,
+               fmt::format("{}: rolling to generation {}", event.why, generation_));
+  prepareGeneration();
+}
+
+void Supervisor::resume(int generation) {
+  if (generation != generation_) return;  // stale: a newer SIGHUP came meanwhile
+  prepared_generation_ = generation;
+  fillSlots();  // a SIGHUP while the first workers were being prepared
+  continueRoll();
 }
 
 // Starts replacements up to --max-surge at a time, oldest slots first, until every slot is
-// served by a READY worker of the current generation.
+// served by a READY worker of the current generation. Nothing starts before the spawner is
+// ready for the new code.
 void Supervisor::continueRoll() {
-  if (state_ != State::Reloading || preparing_) return;
-  int in_flight =
-      static_cast<int>(std::count_if(workers_.begin(), workers_.end(), [](const auto& e) {
-        return e.second.state == WorkerState::Starting && e.second.replaces >= 0;
-      }));
+  if (prepared_generation_ != generation_) return;
+  int in_flight = pool_.bootingSuccessors();
   bool outdated = false;
   for (int slot = 0; slot < target_; ++slot) {
-    for (auto& [pid, worker] : workers_) {
+    for (Worker& worker : pool_.all()) {
       if (worker.slot != slot || worker.state == WorkerState::Stopping ||
           worker.generation == generation_) {
         continue;
@@ -54,16 +49,16 @@ void Supervisor::continueRoll() {
       outdated = true;
       if (worker.state == WorkerState::Starting) {
         retireWorker(worker, StopCause::Superseded);  // not serving yet: respawned anew
-      } else if (worker.replacing_for == StopCause::None && in_flight < config_.max_surge) {
+      } else if (!pool_.successorOf(worker.pid) && in_flight < config_.max_surge) {
         ++in_flight;
-        if (!spawnWorker(slot, pid, StopCause::Reload))
+        if (!spawnWorker(slot, Succession{worker.pid, StopCause::Reload})) {
           return abortRoll("the new worker could not be started");
+        }
       }
       break;
     }
   }
-  const bool all_ready = readyCount() >= target_;
-  if (!outdated && in_flight == 0 && all_ready) {
+  if (!outdated && in_flight == 0 && pool_.readyCount() >= target_) {
     transitionTo(State::Running, fmt::format("reload to generation {} complete", generation_));
   }
 }
@@ -74,8 +69,8 @@ void Supervisor::abortRoll(std::string why) {
   ++metrics_.reload_failures;
   spdlog::error("reload to generation {} failed; the old workers keep serving:\n{}", generation_,
                 reload_error_);
-  for (auto& [pid, worker] : workers_) {
-    if (worker.state == WorkerState::Starting && worker.replaces >= 0) supersede(worker);
+  for (Worker& worker : pool_.all()) {
+    if (worker.state == WorkerState::Starting && worker.succession) supersede(worker);
   }
   transitionTo(State::Running, "reload failed");
 }
@@ -83,50 +78,46 @@ void Supervisor::abortRoll(std::string why) {
 // Stops a replacement that is still booting; the worker it was to replace is free to be
 // replaced again, and the stopped one's exit is nobody's failure.
 void Supervisor::supersede(Worker& successor) {
-  if (Worker* old = find(successor.replaces)) old->replacing_for = StopCause::None;
-  successor.replaces = -1;
+  successor.succession.reset();
   retireWorker(successor, StopCause::Superseded);
 }
 
-// Starts a successor for `worker` in its slot; `worker` keeps serving until the successor is
-// READY. A worker already being replaced is left alone.
-void Supervisor::replaceWorker(Worker& worker, StopCause why, std::string_view what) {
-  if (state_ != State::Running && state_ != State::Starting) return;  // a roll or drain decides
-  if (worker.state != WorkerState::Ready || worker.replacing_for != StopCause::None) return;
-  spdlog::info("worker {} (pid {}) {}: starting its replacement", worker.slot, worker.pid, what);
-  spawnWorker(worker.slot, worker.pid, why);
+// Starts a successor for a worker that asks to be recycled; it keeps serving until the
+// successor is READY. A worker already being replaced is left alone, and so is one that the
+// roll under way replaces anyway.
+void Supervisor::replace(const Event& event) {
+  Worker* worker = pool_.find(event.pid);
+  if (worker == nullptr || worker->state != WorkerState::Ready || pool_.successorOf(event.pid)) {
+    return;
+  }
+  if (state_ == State::Reloading && worker->generation != generation_) return;
+  spdlog::info("worker {} (pid {}) {}: starting its replacement", worker->slot, worker->pid,
+               event.why);
+  spawnWorker(worker->slot, Succession{worker->pid, StopCause::Recycle});
 }
 
 void Supervisor::onSuccessorReady(Worker& successor) {
-  Worker* old = find(successor.replaces);
-  successor.replaces = -1;
+  const Succession succession = *successor.succession;
+  successor.succession.reset();
+  Worker* old = pool_.find(succession.replaces);
   if (old == nullptr || old->state == WorkerState::Stopping) return;  // it went on its own
-  const StopCause cause =
-      old->replacing_for == StopCause::None ? StopCause::Recycle : old->replacing_for;
-  retireWorker(*old, cause);
+  retireWorker(*old, succession.cause);
 }
 
+// The old worker keeps serving (recycling asks again at its next limit check), unless it went
+// meanwhile: then the slot is empty, and refilled as after a crash.
 void Supervisor::onSuccessorFailed(const Worker& successor, ExitStatus status) {
-  Worker* old = find(successor.replaces);
-  if (old != nullptr) old->replacing_for = StopCause::None;
   if (state_ == State::Reloading && successor.generation == generation_) {
     abortRoll(successor.error.empty()
                   ? fmt::format("the new worker ended with {} before it was ready", status.str())
                   : successor.error);
-    return;
-  }
-  if (old == nullptr && slotNeedsWorker(successor.slot)) {
-    scheduleRespawn(successor.slot, std::nullopt);
-    return;
-  }
-  if (!successor.error.empty()) {
+  } else if (!successor.error.empty()) {
     spdlog::error("worker {} replacement failed to start:\n{}", successor.slot, successor.error);
   }
-  // The old worker keeps serving; recycling asks again at its next limit check.
+  if (slotNeedsWorker(successor.slot)) scheduleRespawn(successor.slot, std::nullopt);
 }
 
-void Supervisor::scaleUp() {
-  if (state_ == State::Draining || state_ == State::Stopped) return;
+void Supervisor::grow() {
   ++target_;
   slots_.resize(static_cast<std::size_t>(target_));
   spdlog::info("scaling up to {} workers (SIGTTIN)", target_);
@@ -134,46 +125,40 @@ void Supervisor::scaleUp() {
   notifyStatus();
 }
 
-void Supervisor::scaleDown() {
-  if (state_ == State::Draining || state_ == State::Stopped) return;
+void Supervisor::shrink() {
   if (target_ == 1) {
     spdlog::info("SIGTTOU ignored: corral keeps at least one worker");
     return;
   }
   --target_;
   spdlog::info("scaling down to {} workers (SIGTTOU)", target_);
-  for (auto& [pid, worker] : workers_) {
+  for (Worker& worker : pool_.all()) {
     if (worker.slot == target_ && worker.state != WorkerState::Stopping) {
       retireWorker(worker, StopCause::ScaleDown);
     }
   }
   slots_.resize(static_cast<std::size_t>(target_));
-  if (state_ == State::Starting && readyCount() >= target_) {
-    transitionTo(State::Running, "all " + std::to_string(target_) + " workers ready");
-  } else if (state_ == State::Reloading) {
-    continueRoll();
-  } else {
-    notifyStatus();
-  }
+  afterPoolChange();
 }
 
 // A worker over the limit at two checks in a row is replaced: one high reading may be a
 // request's transient peak that the allocator hands back.
 void Supervisor::checkMemory() {
   const std::uint64_t limit = *config_.max_worker_memory;
-  for (auto& [pid, worker] : workers_) {
-    if (worker.state != WorkerState::Ready || worker.replacing_for != StopCause::None) continue;
-    const auto resident = spawner_.residentBytes(pid);
+  std::vector<Event> over;
+  for (Worker& worker : pool_.all()) {
+    if (worker.state != WorkerState::Ready || pool_.successorOf(worker.pid)) continue;
+    const auto resident = spawner_.residentBytes(worker.pid);
     if (!resident || *resident <= limit) {
       worker.memory_strikes = 0;
-      continue;
-    }
-    if (++worker.memory_strikes >= 2) {
-      replaceWorker(worker, StopCause::Recycle,
-                    fmt::format("uses {:.1f}Mi of memory, above --max-worker-memory {}",
-                                static_cast<double>(*resident) / (1 << 20), formatSize(limit)));
+    } else if (++worker.memory_strikes >= 2) {
+      over.push_back(Event::worker(
+          EventKind::WorkerOverMemory, worker.pid,
+          fmt::format("uses {:.1f}Mi of memory, above --max-worker-memory {}",
+                      static_cast<double>(*resident) / (1 << 20), formatSize(limit))));
     }
   }
+  for (const Event& event : over) handle(event);
   memory_poll_->enable(kMemoryCheckInterval);
 }
 

@@ -3,14 +3,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <csignal>
 #include <cstring>
 
 #include "config/exit_codes.hpp"
-#include "supervisor/control_message.hpp"
 #include "supervisor/supervisor.hpp"
-#include "supervisor/supervisor_timing.hpp"
+#include "supervisor/timing.hpp"
 
 namespace corral {
 namespace {
@@ -21,25 +19,18 @@ long long millisSince(TimePoint start, TimePoint now) {
 
 }  // namespace
 
-Supervisor::Worker* Supervisor::find(Pid pid) {
-  const auto it = workers_.find(pid);
-  return it == workers_.end() ? nullptr : &it->second;
+// The spawner first gets ready for a generation (its worker template boots), so that the
+// generation's workers start in milliseconds; GenerationPrepared says when.
+void Supervisor::prepareGeneration() {
+  spawner_.prepare(generation_, [this, generation = generation_] {
+    handle(Event::generationPrepared(generation));
+  });
 }
 
-// The spawner first gets ready for a generation (its worker template boots), so that the
-// generation's workers start in milliseconds; `then` runs once it is, unless corral is stopping
-// or a newer generation has begun meanwhile.
-void Supervisor::prepareGeneration(std::function<void()> then) {
-  SpawnSpec spec = command_.specFor(0);
-  spec.generation = generation_;
-  preparing_ = true;
-  spawner_.prepare(spec, [this, generation = generation_, then = std::move(then)] {
-    if (generation != generation_ || state_ == State::Draining || state_ == State::Stopped) {
-      return;
-    }
-    preparing_ = false;
-    then();
-  });
+void Supervisor::fill(int generation) {
+  if (generation != generation_) return;  // stale: a SIGHUP came meanwhile
+  prepared_generation_ = generation;
+  fillSlots();
 }
 
 void Supervisor::fillSlots() {
@@ -48,95 +39,61 @@ void Supervisor::fillSlots() {
   }
 }
 
-Supervisor::Worker* Supervisor::spawnWorker(int slot, Pid replaces, StopCause why) {
+Worker* Supervisor::spawnWorker(int slot, std::optional<Succession> succession) {
   int max_requests = config_.max_requests;
   if (max_requests > 0 && config_.max_requests_jitter > 0 && hooks_.random) {
     // Drawn per worker, so that workers started together do not all recycle together.
     max_requests += hooks_.random(config_.max_requests_jitter);
   }
-  SpawnSpec spec = command_.specFor(slot, max_requests);
-  spec.generation = generation_;
-  const SpawnResult result = spawner_.spawn(spec);
+  const SpawnResult result = spawner_.spawn({slot, generation_, max_requests});
   if (!result.ok()) {
     ++metrics_.spawn_failures;
     spdlog::error("worker {} could not be started: {}", slot, std::strerror(result.error));
-    if (replaces < 0) scheduleRespawn(slot, std::nullopt);
+    if (!succession) scheduleRespawn(slot, std::nullopt);
     return nullptr;
   }
   const Pid pid = result.pid;
-  Worker& worker = workers_[pid];
-  worker.slot = slot;
-  worker.pid = pid;
-  worker.generation = generation_;
-  worker.spawned_at = clock_.now();
-  worker.replaces = replaces;
-  worker.deadline = clock_.createTimer([this, pid] { onDeadline(pid); });
+  Worker& worker = pool_.add(pid, slot, generation_, clock_.now());
+  worker.succession = succession;
+  worker.deadline =
+      clock_.createTimer([this, pid] { handle(Event::worker(EventKind::WorkerDeadline, pid)); });
   worker.deadline->enable(config_.startup_timeout);
-  if (Worker* old = find(replaces)) old->replacing_for = why;
   ++metrics_.worker_spawns;
   if (result.forked) ++metrics_.worker_forks;
   spdlog::info("worker {} spawned (pid {}){}{}", slot, pid,
-               replaces < 0 ? "" : fmt::format(" to take over from pid {}", replaces),
+               succession ? fmt::format(" to take over from pid {}", succession->replaces) : "",
                result.forked ? ", forked from the template" : "");
   return &worker;
 }
 
-void Supervisor::onChildMessage(Pid pid, std::string_view datagram) {
-  Worker* worker = find(pid);
-  if (worker == nullptr) return;
-  const ControlMessage message = ControlMessage::parse(datagram);
-  switch (message.kind) {
-    case ControlMessage::Kind::Ready: onReady(*worker); break;
-    case ControlMessage::Kind::Watchdog: onHeartbeat(*worker); break;
-    case ControlMessage::Kind::Recycle:
-      replaceWorker(*worker, StopCause::Recycle, message.text);
-      break;
-    case ControlMessage::Kind::Status:
-      spdlog::debug("worker {} (pid {}): {}", worker->slot, pid, message.text);
-      break;
-    case ControlMessage::Kind::BootError:
-    case ControlMessage::Kind::ConfigError:
-      if (worker->error.empty()) worker->error = message.text;
-      worker->config_error = message.kind == ControlMessage::Kind::ConfigError;
-      break;
-    case ControlMessage::Kind::Unknown:
-      spdlog::debug("worker {} (pid {}) sent an unknown message: {}", worker->slot, pid,
-                    message.text);
-      break;
-  }
-}
-
-void Supervisor::onReady(Worker& worker) {
-  if (worker.state != WorkerState::Starting) return;  // stopping already, or a duplicate
+void Supervisor::markReady(Pid pid) {
+  Worker* worker = pool_.find(pid);
+  if (worker == nullptr || worker->state != WorkerState::Starting) return;  // a duplicate
   const TimePoint now = clock_.now();
-  worker.state = WorkerState::Ready;
-  worker.ready_at = now;
+  worker->state = WorkerState::Ready;
+  worker->ready_at = now;
   ever_ready_ = true;
-  spdlog::info("worker {} ready (pid {}) in {}ms", worker.slot, worker.pid,
-               millisSince(worker.spawned_at, now));
+  spdlog::info("worker {} ready (pid {}) in {}ms", worker->slot, pid,
+               millisSince(worker->spawned_at, now));
   if (config_.timeout.count() > 0) {
-    worker.deadline->enable(config_.timeout);
+    worker->deadline->enable(config_.timeout);
   } else {
-    worker.deadline->disable();
+    worker->deadline->disable();
   }
-  if (worker.replaces >= 0) onSuccessorReady(worker);
-  if (state_ == State::Starting && readyCount() == target_) {
-    transitionTo(State::Running, "all " + std::to_string(target_) + " workers ready");
-  } else if (state_ == State::Reloading) {
-    continueRoll();
-  } else {
-    notifyStatus();
+  // The worker it replaces stops first, so that the count below sees one worker per slot.
+  if (worker->succession) onSuccessorReady(*worker);
+  afterPoolChange();
+}
+
+void Supervisor::heartbeat(Pid pid) {
+  Worker* worker = pool_.find(pid);
+  if (worker != nullptr && worker->state == WorkerState::Ready && config_.timeout.count() > 0) {
+    worker->deadline->enable(config_.timeout);
   }
 }
 
-void Supervisor::onHeartbeat(Worker& worker) {
-  if (worker.state == WorkerState::Ready && config_.timeout.count() > 0) {
-    worker.deadline->enable(config_.timeout);
-  }
-}
-
-void Supervisor::onDeadline(Pid pid) {
-  Worker* worker = find(pid);
+void Supervisor::expire(Pid pid) {
+  Worker* worker = pool_.find(pid);
   if (worker == nullptr) return;
   switch (worker->state) {
     case WorkerState::Starting:
@@ -177,49 +134,9 @@ void Supervisor::retireWorker(Worker& worker, StopCause cause) {
   worker.deadline->enable(booting ? kQuickGrace : config_.graceful_timeout);
 }
 
-void Supervisor::onChildExit(Pid pid, ExitStatus status) {
-  const auto it = workers_.find(pid);
-  if (it == workers_.end()) {
-    ++metrics_.orphans_reaped;
-    spdlog::debug("reaped orphan pid {} ({})", pid, status.str());
-    return;
-  }
-  const Worker worker = std::move(it->second);
-  workers_.erase(it);
-  handleWorkerGone(worker, status);
-}
+namespace {
 
-void Supervisor::handleWorkerGone(const Worker& worker, ExitStatus status) {
-  const std::string_view reason = exitReason(worker, status);
-  ++metrics_.worker_exits[std::string(reason)];
-  const auto level = worker.cause == StopCause::None ? spdlog::level::warn : spdlog::level::info;
-  spdlog::log(level, "worker {} exited (pid {}): {} ({})", worker.slot, worker.pid, status.str(),
-              reason);
-  if (state_ == State::Draining || state_ == State::Stopped) {
-    finishIfEmpty();
-    return;
-  }
-  if (isBootFailure(worker, status)) {
-    failBoot(worker, status);
-    return;
-  }
-  if (worker.replaces >= 0 && !worker.ready_at) {
-    onSuccessorFailed(worker, status);
-  } else if (slotNeedsWorker(worker.slot)) {
-    if (!worker.error.empty()) {
-      spdlog::error("worker {} failed to start:\n{}", worker.slot, worker.error);
-    }
-    // A worker corral replaced is not a failure of its slot: no backoff.
-    if (worker.cause == StopCause::Superseded) {
-      spawnWorker(worker.slot);
-    } else {
-      scheduleRespawn(worker.slot, worker.ready_at);
-    }
-  }
-  notifyStatus();
-}
-
-std::string_view Supervisor::exitReason(const Worker& worker, ExitStatus status) {
+std::string_view exitReason(const Worker& worker, ExitStatus status) {
   switch (worker.cause) {
     case StopCause::Hung: return "hung";
     case StopCause::StartupTimeout: return "startup-timeout";
@@ -236,6 +153,39 @@ std::string_view Supervisor::exitReason(const Worker& worker, ExitStatus status)
   if (worker.config_error) return "cannot run";
   if (!worker.error.empty()) return "boot failure";
   return status.exitedWith(0) ? "exited" : "crash";
+}
+
+}  // namespace
+
+// Takes a reaped worker out of the pool, counted and logged.
+Worker Supervisor::collect(const Event& exit) {
+  Worker worker = pool_.remove(exit.pid);
+  const std::string_view reason = exitReason(worker, exit.status);
+  ++metrics_.worker_exits[std::string(reason)];
+  const auto level = worker.cause == StopCause::None ? spdlog::level::warn : spdlog::level::info;
+  spdlog::log(level, "worker {} exited (pid {}): {} ({})", worker.slot, worker.pid,
+              exit.status.str(), reason);
+  return worker;
+}
+
+// The respawn policy, in one place: a first boot that fails ends corral; a replacement that
+// fails ends its roll or leaves the old worker serving; any other slot left empty is refilled,
+// at once for a worker corral replaced itself, with backoff for a crash.
+void Supervisor::respawnAfter(const Worker& worker, ExitStatus status) {
+  if (isBootFailure(worker, status)) return failBoot(worker, status);
+  if (worker.succession && !worker.ready_at) {
+    onSuccessorFailed(worker, status);
+  } else if (slotNeedsWorker(worker.slot)) {
+    if (!worker.error.empty()) {
+      spdlog::error("worker {} failed to start:\n{}", worker.slot, worker.error);
+    }
+    if (worker.cause == StopCause::Superseded) {
+      spawnWorker(worker.slot);
+    } else {
+      scheduleRespawn(worker.slot, worker.ready_at);
+    }
+  }
+  notifyStatus();
 }
 
 // Only the first boot of a run can fail the whole run: once any worker has served, a worker
@@ -257,19 +207,14 @@ void Supervisor::failBoot(const Worker& worker, ExitStatus status) {
                   status.str());
   }
   draining_reason_ = worker.config_error ? "workers cannot run" : "app failed to boot";
-  quick_ = true;
   cancelRespawns();
-  stopAll(StopCause::BootFailure);
-  transitionTo(State::Draining, draining_reason_);
+  for (Worker& other : pool_.all()) stopWorker(other, StopCause::BootFailure, SIGKILL, true);
+  transitionTo(State::DrainKill, draining_reason_);
   finishIfEmpty();
 }
 
-// A slot is served by its one live worker; during a replacement it briefly has two.
 bool Supervisor::slotNeedsWorker(int slot) const {
-  if (slot >= target_) return false;
-  return std::none_of(workers_.begin(), workers_.end(), [slot](const auto& entry) {
-    return entry.second.slot == slot && entry.second.state != WorkerState::Stopping;
-  });
+  return slot < target_ && !pool_.slotServed(slot);
 }
 
 void Supervisor::scheduleRespawn(int slot, std::optional<TimePoint> ready_at) {
@@ -282,11 +227,13 @@ void Supervisor::scheduleRespawn(int slot, std::optional<TimePoint> ready_at) {
   spdlog::warn("worker {} respawning in {} ({} failures in a row)", slot, formatDuration(delay),
                s.backoff.streak());
   if (!s.respawn) {
-    s.respawn = clock_.createTimer([this, slot] {
-      if (slotNeedsWorker(slot)) spawnWorker(slot);
-    });
+    s.respawn = clock_.createTimer([this, slot] { handle(Event::respawnDue(slot)); });
   }
   s.respawn->enable(delay);
+}
+
+void Supervisor::revive(int slot) {
+  if (slotNeedsWorker(slot)) spawnWorker(slot);
 }
 
 void Supervisor::cancelRespawns() {

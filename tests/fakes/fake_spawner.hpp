@@ -11,8 +11,8 @@
 
 namespace corral::testing {
 
-/// Records spawns and signals; hands out pids 100, 101, ... Exits and messages are fed to the
-/// supervisor by the test, as the real spawner would.
+/// Records spawn requests and signals; hands out pids 100, 101, ... Exits and messages are fed to
+/// the supervisor by the test, as the real spawner would.
 class FakeSpawner final : public ProcessSpawner {
  public:
   struct Signal {
@@ -22,10 +22,10 @@ class FakeSpawner final : public ProcessSpawner {
     bool operator==(const Signal&) const = default;
   };
 
-  void setListener(ChildListener& listener) override { listener_ = &listener; }
+  void attach(ChildEvents& events) override { events_ = &events; }
 
-  void prepare(const SpawnSpec& spec, std::function<void()> ready) override {
-    prepared.push_back(spec.generation);
+  void prepare(int generation, std::function<void()> ready) override {
+    prepared.push_back(generation);
     if (defer_prepare) {
       pending_prepare.push_back(std::move(ready));
     } else {
@@ -40,14 +40,14 @@ class FakeSpawner final : public ProcessSpawner {
     for (auto& ready : pending) ready();
   }
 
-  SpawnResult spawn(const SpawnSpec& spec) override {
-    spawned.push_back(spec);
+  SpawnResult spawn(const WorkerRequest& request) override {
+    spawned.push_back(request);
     if (failing_spawns > 0) {
       --failing_spawns;
-      return {-1, ENOENT};
+      return SpawnResult::failed(ENOENT);
     }
     pids.push_back(next_pid_++);
-    return {pids.back(), 0};
+    return SpawnResult::started(pids.back());
   }
 
   void signal(Pid pid, int signo, bool whole_group) override {
@@ -60,20 +60,20 @@ class FakeSpawner final : public ProcessSpawner {
     return it->second;
   }
 
-  void message(Pid pid, std::string_view text) { listener_->onChildMessage(pid, text); }
-  void exit(Pid pid, ExitStatus status) { listener_->onChildExit(pid, status); }
+  void message(Pid pid, std::string_view text) { events_->onChildMessage(pid, text); }
+  void exit(Pid pid, ExitStatus status) { events_->onChildExit(pid, status); }
 
   std::vector<int> prepared;   ///< the generation of each prepare()
   bool defer_prepare = false;  ///< hold prepare()'s `ready` until finishPrepare()
   std::vector<std::function<void()>> pending_prepare;
-  std::vector<SpawnSpec> spawned;
+  std::vector<WorkerRequest> spawned;
   std::vector<Pid> pids;  ///< pid of each successful spawn, in order
   std::vector<Signal> signals;
   int failing_spawns = 0;                 ///< how many of the next spawns fail with ENOENT
   std::map<Pid, std::uint64_t> resident;  ///< what residentBytes reports
 
  private:
-  ChildListener* listener_ = nullptr;
+  ChildEvents* events_ = nullptr;
   Pid next_pid_ = 100;
 };
 

@@ -7,6 +7,8 @@
 
 #include "fakes/fake_clock.hpp"
 #include "fakes/fake_spawner.hpp"
+#include "runtime/sd_notify.hpp"
+#include "signals/signal_router.hpp"
 #include "supervisor/supervisor.hpp"
 
 namespace corral::testing {
@@ -23,7 +25,7 @@ struct Harness {
   FakeClock clock;
   FakeSpawner spawner;
   std::optional<int> stopped_with;
-  std::vector<std::string> notified;
+  std::vector<std::string> notified;  ///< sd_notify datagrams, MONOTONIC_USEC=0
   bool gated = false;
   std::size_t queued = 0;  ///< what the listen queues hold
   int next_random = 0;
@@ -32,17 +34,21 @@ struct Harness {
   Supervisor& start() {
     Supervisor::Hooks hooks{
         .on_stopped = [this](int code) { stopped_with = code; },
-        .notify = [this](std::string_view m) { notified.emplace_back(m); },
+        .notify =
+            [this](const ServiceNotice& notice) {
+              notified.push_back(Notifier::encode(notice, 0));
+            },
         .gate_listeners = [this] { gated = true; },
         .queued_connections = [this] { return queued; },
         .random = [this](int n) { return std::min(n, next_random); },
     };
-    supervisor = std::make_unique<Supervisor>(config, clock, spawner,
-                                              WorkerCommand(config, {3}, {}), std::move(hooks));
+    supervisor = std::make_unique<Supervisor>(config, clock, spawner, std::move(hooks));
     supervisor->start();
     return *supervisor;
   }
   void ready(Pid pid) { spawner.message(pid, "READY=1"); }
+  /// What corral does on receiving `signo`.
+  void signal(int signo) { supervisor->handle(*SignalRouter::eventFor(signo)); }
   void readyAll() {
     for (const Pid pid : spawner.pids) ready(pid);
   }

@@ -462,7 +462,7 @@ def test_ctrl_c_in_a_terminal_exits_130_and_takes_every_worker(corral):
     os.write(c.tty_master, b"\x03")
     rc = c.wait_exit()
     assert rc == 130, f"Ctrl-C: exit {rc}, expected 130; log:\n{c.tail()}"
-    assert c.find_log(r"Draining \(SIGINT\)")
+    assert c.find_log(r"-> DrainQuick \(SIGINT\)")
     for slot, pid in workers.items():
         assert c.find_log(rf"worker {slot} exited \(pid {pid}\)"), (
             f"corral exited without reaping worker {pid}:\n{c.tail()}")
@@ -483,7 +483,7 @@ def test_job_control_signals_never_stop_corral(corral):
         assert proc_state(c.pid) not in ("T", "t"), f"{name} stopped corral"
         assert c.admin("/healthz", timeout=5).status == 200, f"after {name}"
         assert c.get("/", timeout=5).status == 200, f"after {name}"
-    assert not c.find_log(r"Draining")
+    assert not c.find_log(r"state \w+ -> Drain")
 
 
 BACKGROUND_JOB = """

@@ -46,7 +46,7 @@ def test_sigterm_drains_in_flight_requests(corral):
     health = c.admin("/healthz", timeout=5)
     print(f"/healthz during drain: {health.status} {health.text!r}")
     assert health.status == 200, "workers are alive during the drain: /healthz must say 200"
-    c.wait_for_log(r"state Running -> Draining", after=mark)
+    c.wait_for_log(r"state Running -> Drain\w+", after=mark)
 
     for request in requests:
         request.join(EVENT_DEADLINE)
@@ -137,7 +137,7 @@ def test_second_sigterm_escalates_the_drain(corral):
     start_slow_requests(c, 1, 30)
     mark = c.mark()
     c.send_signal(signal.SIGTERM)
-    c.wait_for_log(r"state Running -> Draining", after=mark)
+    c.wait_for_log(r"state Running -> Drain\w+", after=mark)
     sent = time.monotonic()
     c.send_signal(signal.SIGTERM)
     rc = c.wait_exit(EVENT_DEADLINE)

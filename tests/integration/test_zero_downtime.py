@@ -334,7 +334,7 @@ def test_sigterm_with_drain_delay_serves_until_the_gate(corral):
     for slot, pid in workers.items():
         c.wait_for_log(rf"worker {slot} exited \(pid {pid}\): exit code 0 \(drained\)",
                        after=mark)
-    c.wait_for_log(r"state Draining -> Stopped", after=mark)
+    c.wait_for_log(r"state Drain\w+ -> Stopped", after=mark)
 
 
 # --------------------------------------------------------------------------------------------

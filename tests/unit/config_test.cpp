@@ -435,7 +435,7 @@ TEST_CASE_METHOD(ConfigFixture, "APP forms that uvicorn accepts", "[unit][config
 TEST_CASE_METHOD(ConfigFixture, "bad input gives one line naming the input", "[unit][config]") {
   const auto [args, env, message] = GENERATE(table<Args, Env, std::string>({
       {{"--workers", "many", "main:app"}, {}, "--workers 'many': expected a whole number"},
-      {{"--worker-memory-budget", "1.5Gi", "main:app"}, {}, "--worker-memory-budget '1.5Gi'"},
+      {{"--worker-memory-budget", "1.5.5Gi", "main:app"}, {}, "--worker-memory-budget '1.5.5Gi'"},
       {{"--umask", "999", "main:app"}, {}, "--umask '999': expected an octal mode"},
       {{"--user", "no-such-user-here", "main:app"}, {}, "--user 'no-such-user-here': no such user"},
       {{"--user", "root", "main:app"}, {}, "--user 'root': is root"},

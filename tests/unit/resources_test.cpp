@@ -1,4 +1,4 @@
-#include "config/resources.hpp"
+#include "config/host/resources.hpp"
 
 #include <unistd.h>
 
@@ -10,6 +10,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "config/size.hpp"
 
 namespace fs = std::filesystem;
 
@@ -20,7 +21,6 @@ using corral::detectCpuLimit;
 using corral::detectMemoryLimit;
 using corral::formatSize;
 using corral::MemoryLimit;
-using corral::parseSize;
 
 namespace {
 
@@ -486,72 +486,4 @@ TEST_CASE("detection on this machine gives a sane count", "[unit][resources]") {
   CHECK(count.workers <= cpu.affinity_cpus);
   CHECK_THAT(count.explanation, Catch::StartsWith("auto: "));
   CHECK(count.explanation.find('\n') == std::string::npos);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sizes
-
-TEST_CASE("parseSize reads bytes, SI and binary units", "[unit][resources][size]") {
-  const auto [text, bytes] = GENERATE(table<std::string, std::uint64_t>({
-      {"1048576", 1'048'576},
-      {"1", 1},
-      {"2k", 2'000},
-      {"300M", 300'000'000},
-      {"1G", 1'000'000'000},
-      {"2T", 2'000'000'000'000},
-      {"1Ki", 1'024},
-      {"512Mi", 512 * kMi},
-      {"1Gi", kGi},
-      {"3Ti", 3 * kGi * 1024},
-      {"15Ei", 15ULL << 60},
-      {"18446744073709551615", 18'446'744'073'709'551'615ULL},
-  }));
-  CAPTURE(text);
-  CHECK(parseSize(text, "--worker-memory-budget") == bytes);
-}
-
-TEST_CASE("parseSize rejects bad sizes naming the input", "[unit][resources][size]") {
-  const auto [text, reason] = GENERATE(table<std::string, std::string>({
-      {"", "expected a size such as 512Mi, 1Gi, 300M or 1048576 (bytes)"},
-      {"Mi", "expected a size"},
-      {" 1Gi", "expected a size"},
-      {"+1Gi", "expected a size"},
-      {"-1Gi", "must not be negative"},
-      {"0", "must be greater than zero"},
-      {"0Mi", "must be greater than zero"},
-      {"1.5Gi", "use a whole number with a smaller unit, e.g. 1536Mi rather than 1.5Gi"},
-      {"512m", "unknown unit 'm'; use k, M, G, T (powers of 1000) or Ki, Mi, Gi, Ti"},
-      {"512MB", "unknown unit 'MB'"},
-      {"1K", "unknown unit 'K'"},
-      {"1gi", "unknown unit 'gi'"},
-      {"1Gi ", "unknown unit 'Gi '"},
-      {"16Ei", "too large"},
-      {"18446744073709551616", "too large"},
-      {"99999999999999999999999Ki", "too large"},
-  }));
-  CAPTURE(text);
-  try {
-    (void)parseSize(text, "--worker-memory-budget");
-    FAIL("no ConfigError for '" << text << "'");
-  } catch (const ConfigError& e) {
-    CHECK_THAT(e.what(), Catch::StartsWith("--worker-memory-budget '" + text + "': " + reason));
-  }
-}
-
-TEST_CASE("parseSize names an environment variable as NAME='value'", "[unit][resources][size]") {
-  CHECK_THROWS_WITH(parseSize("12x", "CORRAL_WORKER_MEMORY_BUDGET"),
-                    Catch::StartsWith("CORRAL_WORKER_MEMORY_BUDGET='12x': unknown unit 'x'"));
-  CHECK_THROWS_WITH(parseSize("1\nGi", "--worker-memory-budget"),
-                    Catch::StartsWith("--worker-memory-budget '1\\x0aGi'"));
-}
-
-TEST_CASE("formatSize picks the largest exact unit", "[unit][resources][size]") {
-  CHECK(formatSize(512 * kMi) == "512Mi");
-  CHECK(formatSize(kGi) == "1Gi");
-  CHECK(formatSize(1536 * kMi) == "1536Mi");
-  CHECK(formatSize(300'000'000) == "300M");
-  CHECK(formatSize(1'000) == "1k");
-  CHECK(formatSize(1'023) == "1023");
-  CHECK(formatSize(0) == "0");
-  CHECK(parseSize(formatSize(123'456'789'000), "x") == 123'456'789'000);
 }

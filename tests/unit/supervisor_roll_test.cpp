@@ -34,8 +34,8 @@ TEST_CASE("Starting: the first workers start once the spawner is prepared", "[un
 TEST_CASE("Starting: SIGTERM while the spawner prepares stops without a worker", "[unit][roll]") {
   Harness h;
   h.spawner.defer_prepare = true;
-  Supervisor& s = h.start();
-  s.gracefulStop("SIGTERM");
+  h.start();
+  h.signal(SIGTERM);
   CHECK(h.stopped_with == kExitOk);
   h.spawner.finishPrepare();
   CHECK(h.spawns() == 0);
@@ -43,12 +43,12 @@ TEST_CASE("Starting: SIGTERM while the spawner prepares stops without a worker",
 
 TEST_CASE("Reloading: the roll waits for the new generation to be prepared", "[unit][roll]") {
   Harness h;
-  Supervisor& s = h.running();
+  h.running();
   h.spawner.defer_prepare = true;
-  s.reload("SIGHUP");
+  h.signal(SIGHUP);
   CHECK(h.spawner.prepared == std::vector{0, 1});
   CHECK(h.spawns() == 2);
-  s.scaleDown();  // an event that would move the roll on: it still waits
+  h.signal(SIGTTOU);  // an event that would move the roll on: it still waits
   CHECK(h.spawns() == 2);
   h.spawner.finishPrepare();
   REQUIRE(h.spawns() == 3);
@@ -58,10 +58,10 @@ TEST_CASE("Reloading: the roll waits for the new generation to be prepared", "[u
 TEST_CASE("Reloading: a second SIGHUP while preparing rolls to the newest generation only",
           "[unit][roll]") {
   Harness h;
-  Supervisor& s = h.running();
+  h.running();
   h.spawner.defer_prepare = true;
-  s.reload("SIGHUP");
-  s.reload("SIGHUP");
+  h.signal(SIGHUP);
+  h.signal(SIGHUP);
   h.spawner.finishPrepare();  // generation 1's preparation is stale by now
   REQUIRE(h.spawns() == 3);
   CHECK(h.spawner.spawned.back().generation == 2);
@@ -72,7 +72,7 @@ TEST_CASE("Starting: a SIGHUP while the first workers are prepared still starts 
   Harness h;
   h.spawner.defer_prepare = true;
   Supervisor& s = h.start();
-  s.reload("SIGHUP");
+  h.signal(SIGHUP);
   h.spawner.finishPrepare();
   REQUIRE(h.spawns() == 2);
   CHECK(h.spawner.spawned[0].generation == 1);
@@ -84,7 +84,7 @@ TEST_CASE("Starting: a SIGHUP while the first workers are prepared still starts 
 TEST_CASE("Reloading: one slot at a time, the new worker READY first", "[unit][roll]") {
   Harness h;
   Supervisor& s = h.running();
-  s.reload("SIGHUP");
+  h.signal(SIGHUP);
   CHECK(s.state() == State::Reloading);
   CHECK(h.notified[h.notified.size() - 2].starts_with("RELOADING=1\nMONOTONIC_USEC="));
   REQUIRE(h.spawns() == 3);  // --max-surge 1
@@ -114,7 +114,7 @@ TEST_CASE("Reloading: --max-surge starts several replacements at once", "[unit][
   h.config.workers = 3;
   h.config.max_surge = 2;
   Supervisor& s = h.running();
-  s.reload("SIGHUP");
+  h.signal(SIGHUP);
   CHECK(h.spawns() == 5);
   h.ready(103);
   CHECK(h.spawns() == 6);
@@ -126,7 +126,7 @@ TEST_CASE("Reloading: --max-surge starts several replacements at once", "[unit][
 TEST_CASE("Reloading: new code that cannot boot leaves the old workers serving", "[unit][roll]") {
   Harness h;
   Supervisor& s = h.running();
-  s.reload("SIGHUP");
+  h.signal(SIGHUP);
   h.spawner.message(102, "BOOT_ERROR=SyntaxError: invalid syntax");
   h.spawner.exit(102, ExitStatus::exited(3));
   CHECK(s.state() == State::Running);
@@ -137,7 +137,7 @@ TEST_CASE("Reloading: new code that cannot boot leaves the old workers serving",
   CHECK(h.spawns() == 3);  // no more of the broken code
 
   SECTION("the next reload clears the error once it succeeds") {
-    s.reload("SIGHUP");
+    h.signal(SIGHUP);
     CHECK(s.status().reload_error.empty());
     h.ready(103);
     h.ready(104);
@@ -145,11 +145,26 @@ TEST_CASE("Reloading: new code that cannot boot leaves the old workers serving",
   }
 }
 
+TEST_CASE("Reloading: a replacement that fails after its old worker died leaves no slot empty",
+          "[unit][roll]") {
+  Harness h;
+  Supervisor& s = h.running();
+  h.signal(SIGHUP);
+  REQUIRE(h.spawns() == 3);                            // 102 boots to replace 100
+  h.spawner.exit(100, ExitStatus::signaled(SIGKILL));  // slot 0 is 102's now
+  CHECK(h.spawns() == 3);
+  h.spawner.message(102, "BOOT_ERROR=ImportError: no module named 'x'");
+  h.spawner.exit(102, ExitStatus::exited(3));
+  CHECK(s.status().reload_error == "ImportError: no module named 'x'");
+  REQUIRE(h.spawns() == 4);  // slot 0 refilled rather than left empty
+  CHECK(h.spawner.spawned.back().slot == 0);
+}
+
 TEST_CASE("Reloading: a second SIGHUP restarts the roll with the newest code", "[unit][roll]") {
   Harness h;
   Supervisor& s = h.running();
-  s.reload("SIGHUP");
-  s.reload("SIGHUP");  // 102 was booting the older code
+  h.signal(SIGHUP);
+  h.signal(SIGHUP);  // 102 was booting the older code
   CHECK(signalled(h, Signal{102, SIGTERM, false}));
   REQUIRE(h.spawns() == 4);
   CHECK(s.status().generation == 2);
@@ -164,13 +179,13 @@ TEST_CASE("Scaling: SIGTTIN adds a worker, SIGTTOU drains one, never below one",
   Harness h;
   h.config.graceful_timeout = 10s;
   Supervisor& s = h.running();
-  s.scaleUp();
+  h.signal(SIGTTIN);
   CHECK(s.status().target == 3);
   REQUIRE(h.spawns() == 3);
   CHECK(h.spawner.spawned.back().slot == 2);
   h.ready(102);
 
-  s.scaleDown();
+  h.signal(SIGTTOU);
   CHECK(s.status().target == 2);
   CHECK(h.spawner.signals == std::vector{Signal{102, SIGTERM, false}});
   h.clock.advance(10s);  // its own graceful timeout
@@ -178,10 +193,10 @@ TEST_CASE("Scaling: SIGTTIN adds a worker, SIGTTOU drains one, never below one",
   h.spawner.exit(102, ExitStatus::signaled(SIGKILL));
   CHECK(h.spawns() == 3);
 
-  s.scaleDown();
+  h.signal(SIGTTOU);
   CHECK(signalled(h, Signal{101, SIGTERM, false}));
   h.spawner.exit(101, ExitStatus::exited(0));
-  s.scaleDown();  // at one worker: ignored
+  h.signal(SIGTTOU);  // at one worker: ignored
   CHECK(s.status().target == 1);
   CHECK(s.status().alive == 1);
   CHECK(s.metrics().worker_exits.at("scaled down") == 2);
@@ -194,7 +209,7 @@ TEST_CASE("Recycling: the replacement serves before the worker at its limit stop
   h.config.max_requests_jitter = 50;
   h.next_random = 17;
   Supervisor& s = h.running();
-  CHECK_THAT(h.spawner.spawned[0].settings, Catch::Contains("\"max_requests\": 1017"));
+  CHECK(h.spawner.spawned[0].max_requests == 1017);
 
   h.spawner.message(100, "RECYCLE=served 1017 requests (limit 1017)");
   REQUIRE(h.spawns() == 3);
@@ -233,8 +248,8 @@ TEST_CASE("Draining: --drain-delay keeps serving, then queued connections are se
   Harness h;
   h.config.drain_delay = 5s;
   Supervisor& s = h.running();
-  s.gracefulStop("SIGTERM");
-  CHECK(s.state() == State::Draining);
+  h.signal(SIGTERM);
+  CHECK(s.state() == State::DrainDelay);
   CHECK(s.status().ready == 2);  // still serving, but /ready fails: the state says Draining
   CHECK_FALSE(h.gated);
   CHECK(h.spawner.signals.empty());
@@ -255,7 +270,7 @@ TEST_CASE("Draining: --drain-delay keeps serving, then queued connections are se
     h.spawner.exit(100, ExitStatus::signaled(SIGKILL));
     h.spawner.exit(101, ExitStatus::signaled(SIGKILL));
     CHECK(h.spawns() == 2);
-    CHECK(s.state() == State::Draining);
+    CHECK(s.state() == State::DrainDelay);
     h.clock.advance(5s);
     CHECK(s.state() == State::Stopped);
     CHECK(h.stopped_with == 0);
@@ -265,9 +280,9 @@ TEST_CASE("Draining: --drain-delay keeps serving, then queued connections are se
 TEST_CASE("Draining: a quick stop cuts the delay short", "[unit][roll]") {
   Harness h;
   h.config.drain_delay = 5s;
-  Supervisor& s = h.running();
-  s.gracefulStop("SIGTERM");
-  s.gracefulStop("SIGTERM");
+  h.running();
+  h.signal(SIGTERM);
+  h.signal(SIGTERM);
   CHECK(h.spawner.signals == std::vector{Signal{100, SIGINT, false}, Signal{101, SIGINT, false}});
   h.spawner.exit(100, ExitStatus::exited(0));
   h.spawner.exit(101, ExitStatus::exited(0));

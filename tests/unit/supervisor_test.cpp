@@ -65,7 +65,7 @@ TEST_CASE("Starting: an app that cannot boot stops corral once", "[unit][supervi
   SECTION("BOOT_ERROR then exit 3: exit code 3, the other worker killed") {
     h.spawner.message(100, "BOOT_ERROR=Traceback ...\nRuntimeError: boom");
     h.spawner.exit(100, ExitStatus::exited(3));
-    CHECK(s.state() == State::Draining);
+    CHECK(s.state() == State::DrainKill);
     CHECK(h.spawner.signals == std::vector{Signal{101, SIGKILL, true}});
     CHECK(h.spawns() == 2);  // no respawn
     h.spawner.exit(101, ExitStatus::signaled(SIGKILL));
@@ -158,8 +158,8 @@ TEST_CASE("Draining: SIGTERM drains within the graceful timeout", "[unit][superv
   h.config.graceful_timeout = 10s;
   Supervisor& s = h.running();
 
-  s.gracefulStop("SIGTERM");
-  CHECK(s.state() == State::Draining);
+  h.signal(SIGTERM);
+  CHECK(s.state() == State::DrainStop);
   CHECK(s.status().draining_reason == "SIGTERM");
   CHECK(h.spawner.signals == std::vector{Signal{100, SIGTERM, false}, Signal{101, SIGTERM, false}});
   CHECK(h.clock.pending() == std::vector{10'000ms});
@@ -180,7 +180,7 @@ TEST_CASE("Draining: SIGTERM drains within the graceful timeout", "[unit][superv
     CHECK(h.stopped_with == kExitOk);
   }
   SECTION("a second SIGTERM escalates to a quick stop") {
-    s.gracefulStop("SIGTERM");
+    h.signal(SIGTERM);
     CHECK(h.spawner.signals.back() == Signal{101, SIGINT, false});
     CHECK(h.clock.pending() == std::vector{1'000ms});
   }
@@ -192,9 +192,9 @@ TEST_CASE("Draining: SIGTERM drains within the graceful timeout", "[unit][superv
 
 TEST_CASE("Draining: workers still booting are not waited for", "[unit][supervisor]") {
   Harness h;
-  Supervisor& s = h.start();
+  h.start();
   h.ready(100);
-  s.gracefulStop("SIGTERM");
+  h.signal(SIGTERM);
   CHECK(h.spawner.signals == std::vector{Signal{100, SIGTERM, false}, Signal{101, SIGTERM, false}});
   h.clock.advance(1s);
   CHECK(h.spawner.signals.back() == Signal{101, SIGKILL, true});
@@ -206,8 +206,8 @@ TEST_CASE("Draining: a quick stop interrupts, then kills", "[unit][supervisor]")
   Supervisor& s = h.start();
   h.ready(100);  // 101 is still booting
 
-  s.quickStop("SIGINT", kExitInterrupted);
-  CHECK(s.state() == State::Draining);
+  h.signal(SIGINT);
+  CHECK(s.state() == State::DrainQuick);
   CHECK(h.spawner.signals == std::vector{Signal{100, SIGINT, false}, Signal{101, SIGKILL, true}});
   h.spawner.exit(101, ExitStatus::signaled(SIGKILL));
   h.clock.advance(1s);
@@ -223,7 +223,7 @@ TEST_CASE("Draining: a drain with no worker alive stops at once", "[unit][superv
   Supervisor& s = h.start();
   CHECK(s.metrics().spawn_failures == 2);
   CHECK(h.clock.pending() == std::vector{100ms});
-  s.gracefulStop("SIGTERM");
+  h.signal(SIGTERM);
   CHECK(s.state() == State::Stopped);
   CHECK(h.stopped_with == kExitOk);
   h.clock.advance(1min);
@@ -255,17 +255,17 @@ TEST_CASE("A boot error after the first READY is respawned, not fatal", "[unit][
 TEST_CASE("The service manager hears READY once all serve, then STOPPING", "[unit][supervisor]") {
   Harness h;
   h.config.graceful_timeout = 10s;
-  Supervisor& s = h.start();
+  h.start();
   h.ready(100);
-  CHECK(h.notified == std::vector<std::string>{"STATUS=Starting: 1 of 2 workers ready"});
+  CHECK(h.notified == std::vector<std::string>{"STATUS=starting: 1 of 2 workers ready"});
   h.ready(101);
-  CHECK(h.notified == std::vector<std::string>{"STATUS=Starting: 1 of 2 workers ready", "READY=1",
-                                               "STATUS=Running: 2 of 2 workers ready"});
+  CHECK(h.notified == std::vector<std::string>{"STATUS=starting: 1 of 2 workers ready", "READY=1",
+                                               "STATUS=running: 2 of 2 workers ready"});
   h.notified.clear();
-  s.gracefulStop("SIGTERM");
+  h.signal(SIGTERM);
   CHECK(h.notified == std::vector<std::string>{"STOPPING=1\nEXTEND_TIMEOUT_USEC=13000000",
-                                               "STATUS=Draining: 2 of 2 workers ready (SIGTERM)",
-                                               "STATUS=Draining: 0 of 2 workers ready (SIGTERM)"});
+                                               "STATUS=draining: 2 of 2 workers ready (SIGTERM)",
+                                               "STATUS=draining: 0 of 2 workers ready (SIGTERM)"});
 }
 
 TEST_CASE("status() reports what /ready needs", "[unit][supervisor]") {

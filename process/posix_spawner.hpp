@@ -1,0 +1,86 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "process/reaper.hpp"
+#include "process/worker_specs.hpp"
+#include "process/worker_template.hpp"
+#include "supervisor/clock.hpp"
+#include "supervisor/process_spawner.hpp"
+
+namespace corral {
+
+/// The real ProcessSpawner. It starts workers (forked by the worker template when there is a
+/// ready one, else launched afresh, see launcher.hpp), gives each a control channel and
+/// delivers its messages, owns the Reaper, and routes each exit: a template's is its own
+/// business, a worker's or an orphan's goes to the Supervisor.
+///
+/// Destroying it SIGKILLs the templates; workers are left to PR_SET_PDEATHSIG.
+class PosixSpawner final : public ProcessSpawner {
+ public:
+  /// `inherited_fds`: the listening sockets every worker gets, at the same numbers; `user`:
+  /// the identity workers switch to before exec, if any; `use_template`: fork workers from a
+  /// worker template (--start-method forkserver; corral must adopt orphans for that).
+  PosixSpawner(boost::asio::io_context& io, Clock& clock, WorkerSpecs specs,
+               std::vector<int> inherited_fds, std::optional<WorkerUser> user, bool use_template);
+  ~PosixSpawner() override;
+  PosixSpawner(const PosixSpawner&) = delete;
+  PosixSpawner& operator=(const PosixSpawner&) = delete;
+
+  void attach(ChildEvents& events) override;
+  void prepare(int generation, std::function<void()> ready) override;
+  SpawnResult spawn(const WorkerRequest& request) override;
+  void signal(Pid pid, int signo, bool whole_group) override;
+  std::optional<std::uint64_t> residentBytes(Pid pid) const override;
+
+ private:
+  struct Channel {
+    unsigned serial;  ///< tells a channel from a later one of a reused pid
+    boost::asio::posix::stream_descriptor socket;
+  };
+
+  /// Makes a control channel, has `start` start a worker with the child's end, and watches the
+  /// parent's end if it did.
+  SpawnResult withChannel(const std::function<SpawnResult(int child_end)>& start);
+  /// Fork/exec of `spec`, with `child_end` as its control channel; `role` is its extra
+  /// environment entry, if any.
+  SpawnResult launchSpec(const SpawnSpec& spec, int child_end, std::string_view role);
+  /// A worker forked by the ready template of the request's generation, if there is one.
+  std::optional<SpawnResult> forkFromTemplate(const WorkerRequest& request, const SpawnSpec& spec);
+  /// The template for `generation`, started if need be; nullptr if there is none to be had.
+  WorkerTemplate* templateFor(int generation);
+  void startTemplate(int generation);
+  void retireTemplate();
+  void dropTemplate();
+  /// True if `pid` was a template, which is nothing the Supervisor needs to know about.
+  bool templateExited(Pid pid, ExitStatus status);
+
+  void watch(Pid pid, Channel& channel);
+  /// Delivers every message waiting on the channel; false once the worker has closed its end.
+  bool readPending(Pid pid, Channel& channel);
+  void onReaped(Pid pid, ExitStatus status);
+
+  boost::asio::io_context& io_;
+  Clock& clock_;
+  WorkerSpecs specs_;
+  std::vector<int> inherited_fds_;
+  std::optional<WorkerUser> user_;
+  ChildEvents* events_ = nullptr;
+  std::map<Pid, std::unique_ptr<Channel>> channels_;
+  unsigned next_serial_ = 0;
+  bool use_template_;
+  std::unique_ptr<WorkerTemplate> template_;
+  std::set<Pid> template_pids_;    ///< the template and retired ones, until reaped
+  std::set<Pid> failed_launches_;  ///< children that failed before exec, until reaped
+  std::optional<int> failed_template_generation_;  ///< its template never got ready
+  Reaper reaper_;
+};
+
+}  // namespace corral

@@ -1,0 +1,90 @@
+#include "process/worker_specs.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+#include "util/json.hpp"
+#include "worker/shim.hpp"
+
+extern char** environ;  // NOLINT: POSIX declares it nowhere else
+
+namespace corral {
+namespace {
+
+// Variables meant for corral alone: its own options, and systemd's protocols, which name
+// corral's pid and would mislead a worker that reads them.
+bool isCorralOnly(std::string_view entry) {
+  constexpr std::array<std::string_view, 7> kPrefixes{
+      "CORRAL_",         "NOTIFY_SOCKET=", "LISTEN_PID=",   "LISTEN_FDS=",
+      "LISTEN_FDNAMES=", "WATCHDOG_PID=",  "WATCHDOG_USEC="};
+  return std::any_of(kPrefixes.begin(), kPrefixes.end(),
+                     [&](std::string_view prefix) { return entry.starts_with(prefix); });
+}
+
+double seconds(Duration d) {
+  return static_cast<double>(d.count()) / 1000.0;
+}
+
+// uvicorn.Config's own keyword names and types; unset options are left to uvicorn's defaults.
+json::Object uvicornSettings(const Config& config) {
+  json::Object out{
+      {"lifespan", config.lifespan},
+      {"http", config.http},
+      {"loop", config.loop},
+      {"backlog", config.backlog},
+      {"timeout_keep_alive", seconds(config.timeout_keep_alive)},
+      {"root_path", config.root_path},
+      {"log_level", logLevelName(config.log_level)},
+      {"access_log", config.access_log},
+  };
+  if (config.limit_concurrency) out["limit_concurrency"] = *config.limit_concurrency;
+  if (config.proxy_headers) out["proxy_headers"] = *config.proxy_headers;
+  if (config.forwarded_allow_ips) out["forwarded_allow_ips"] = *config.forwarded_allow_ips;
+  return out;
+}
+
+}  // namespace
+
+WorkerSpecs::WorkerSpecs(const Config& config, std::vector<int> listener_fds,
+                         std::vector<std::string> environment)
+    : config_(config), listener_fds_(std::move(listener_fds)) {
+  std::copy_if(environment.begin(), environment.end(), std::back_inserter(base_env_),
+               [](const std::string& entry) { return !isCorralOnly(entry); });
+}
+
+std::string WorkerSpecs::settingsJson(const WorkerRequest& request) const {
+  json::Array sockets(listener_fds_.begin(), listener_fds_.end());
+  json::Object settings{
+      {"app", config_.app},
+      {"app_dir", config_.app_dir},
+      {"factory", config_.factory},
+      {"slot", request.slot},
+      {"sockets", std::move(sockets)},
+      // A quarter of --timeout: a heartbeat can be late three times before the worker counts
+      // as hung.
+      {"heartbeat_interval", seconds(config_.timeout) / 4.0},
+      {"uvicorn", uvicornSettings(config_)},
+  };
+  if (request.max_requests > 0) settings["max_requests"] = request.max_requests;
+  return json::write(settings);
+}
+
+SpawnSpec WorkerSpecs::specFor(const WorkerRequest& request) const {
+  SpawnSpec spec;
+  spec.executable = config_.python;
+  spec.args = {"-c", std::string(kWorkerShim)};
+  spec.env = base_env_;
+  spec.settings = settingsJson(request);
+  return spec;
+}
+
+std::vector<std::string> currentEnvironment() {
+  std::vector<std::string> result;
+  for (char** entry = environ; *entry != nullptr; ++entry) result.emplace_back(*entry);
+  return result;
+}
+
+}  // namespace corral

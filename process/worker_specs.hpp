@@ -1,0 +1,39 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "supervisor/process_spawner.hpp"
+
+namespace corral {
+
+/// What to start for one worker: `PYTHON -c <shim>`, its environment, and its settings as JSON
+/// (worker/PROTOCOL.md). The spawner adds the listening sockets and a control channel.
+struct SpawnSpec {
+  std::string executable;         ///< absolute path; also the child's argv[0]
+  std::vector<std::string> args;  ///< arguments after argv[0]
+  std::vector<std::string> env;   ///< environment, "NAME=value", but for the settings
+  std::string settings;           ///< the worker's settings, JSON
+};
+
+/// Turns the supervisor's WorkerRequest into a SpawnSpec for this configuration.
+class WorkerSpecs {
+ public:
+  /// `listener_fds`: the sockets workers serve on; `environment`: corral's own, "NAME=value".
+  WorkerSpecs(const Config& config, std::vector<int> listener_fds,
+              std::vector<std::string> environment);
+
+  SpawnSpec specFor(const WorkerRequest& request) const;
+  std::string settingsJson(const WorkerRequest& request) const;
+
+ private:
+  const Config& config_;
+  std::vector<int> listener_fds_;
+  std::vector<std::string> base_env_;
+};
+
+/// Every variable of the process environment, "NAME=value".
+std::vector<std::string> currentEnvironment();
+
+}  // namespace corral

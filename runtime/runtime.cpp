@@ -1,0 +1,112 @@
+#include "runtime/runtime.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "admin/routes.hpp"
+#include "config/exit_codes.hpp"
+#include "process/worker_specs.hpp"
+
+namespace corral {
+namespace {
+
+std::vector<Listener> openListeners(const Config& config) {
+  const int somaxconn = readSomaxconn();
+  if (somaxconn > 0 && config.backlog > somaxconn) {
+    spdlog::warn(
+        "--backlog {} exceeds net.core.somaxconn {}: the kernel silently uses {}; raise "
+        "the sysctl to get the backlog you asked for",
+        config.backlog, somaxconn, somaxconn);
+  }
+  std::vector<Listener> listeners;
+  for (const BindAddress& address : config.binds) {
+    listeners.push_back(Listener::open(address, config.backlog));
+    spdlog::info("listening on {}", listeners.back().url());
+  }
+  return listeners;
+}
+
+std::vector<int> fdsOf(const std::vector<Listener>& listeners) {
+  std::vector<int> fds;
+  for (const Listener& listener : listeners) fds.push_back(listener.fd());
+  return fds;
+}
+
+// Orphans of the workers (their double-forked children, say) come to corral rather than to
+// the host's init, and the Reaper collects them. As PID 1 they come anyway. False if corral
+// does not adopt orphans.
+bool becomeSubreaper() {
+  if (::getpid() == 1) return true;
+  if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
+    spdlog::warn(
+        "cannot become a child subreaper ({}): orphaned grandchildren of workers will "
+        "go to the host's init, and workers start afresh instead of from the worker template",
+        std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Runtime::Runtime(const Config& config)
+    : config_(config),
+      listeners_(openListeners(config)),
+      pidfile_(config.pidfile.empty() ? std::nullopt : std::make_optional<Pidfile>(config.pidfile)),
+      // Forked workers are corral's only once it adopts them.
+      use_template_(becomeSubreaper() && config.start_method == "forkserver"),
+      clock_(io_),
+      spawner_(io_, clock_, WorkerSpecs(config, fdsOf(listeners_), currentEnvironment()),
+               fdsOf(listeners_), config.user, use_template_),
+      notifier_(processEnvironment(), ::getpid()),
+      rng_(std::random_device{}()),
+      supervisor_(config, clock_, spawner_, hooks()),
+      signals_(io_, supervisor_),
+      exit_code_(kExitFailure) {
+  notifier_.startWatchdog(clock_);
+  if (config.admin_bind) {
+    admin_.emplace(io_, *config.admin_bind,
+                   [this](const HttpRequest& request) { return answer(request); });
+    spdlog::info("admin on {}", admin_->url());
+  }
+}
+
+Supervisor::Hooks Runtime::hooks() {
+  return {
+      .on_stopped =
+          [this](int code) {
+            exit_code_ = code;
+            io_.stop();
+          },
+      .notify = [this](const ServiceNotice& notice) { notifier_.send(notice); },
+      .gate_listeners =
+          [this] {
+            for (const Listener& listener : listeners_) listener.gateNewConnections();
+          },
+      .queued_connections =
+          [this] {
+            std::size_t queued = 0;
+            for (const Listener& listener : listeners_) queued += listener.queuedConnections();
+            return queued;
+          },
+      .random = [this](int n) { return std::uniform_int_distribution<int>(0, n)(rng_); },
+  };
+}
+
+HttpResponse Runtime::answer(const HttpRequest& request) const {
+  const SupervisorStatus status = supervisor_.status();
+  return routeAdmin(request.method, request.target,
+                    {status, supervisor_.metrics(), admin_ ? admin_->requests() : 0});
+}
+
+int Runtime::run() {
+  supervisor_.start();
+  io_.run();
+  return exit_code_;
+}
+
+}  // namespace corral

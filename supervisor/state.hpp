@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace corral {
+
+/// The supervisor's states; supervisor.cpp holds what every event does in each of them.
+///
+///          start()              all READY
+///   (new) --------> Starting ------------------> Running <-------------+
+///                    |    |                       |  ^                  | SIGHUP: restart the roll
+///                    |    | SIGHUP         SIGHUP |  | roll done, or    |
+///                    |    +------------------+    v  | new code failed  |
+///                    |                       +-> Reloading ------------+
+///                    |                            |
+///                    | SIGTERM (from any of the three)
+///                    |   --drain-delay > 0:  DrainDelay --(delay over)--+
+///                    |   otherwise: ------------------------------------+-> DrainGate
+///                    |                                                        | queues empty
+///                    |                                                        v
+///                    |                                                     DrainStop
+///                    | SIGINT/SIGQUIT, or SIGTERM again while draining:       |
+///                    |   ------------------------------------> DrainQuick     |
+///                    | boot failure; DrainQuick's SIGINT/SIGTERM;  |          |
+///                    | a drain deadline: ---------------------> DrainKill <---+ (deadline)
+///                    v                                             |
+///    every Drain* state once its last worker is reaped (DrainDelay waits out its delay first)
+///                                   --> Stopped --> Hooks::on_stopped(exit code)
+enum class State : std::uint8_t {
+  Starting,    ///< the first workers boot (after the spawner prepares their generation)
+  Running,     ///< every slot has a READY worker of the current generation
+  Reloading,   ///< SIGHUP: slots move to new workers, --max-surge at a time
+  DrainDelay,  ///< SIGTERM: /ready fails while workers keep serving (--drain-delay)
+  DrainGate,   ///< new connections are gated; the listen queues are served first
+  DrainStop,   ///< workers were told to stop and finish in flight, until the graceful timeout
+  DrainQuick,  ///< SIGINT/SIGQUIT: workers were interrupted and get a short grace
+  DrainKill,   ///< SIGKILL was sent to the workers left; waiting to reap them
+  Stopped,     ///< every worker is gone
+};
+inline constexpr std::size_t kStateCount = 9;
+
+/// "Starting", "DrainGate", ...: the precise state, as transitions are logged.
+std::string_view stateName(State state);
+
+/// "starting", "running", "reloading", "draining" (every Drain* state) or "stopped": what the
+/// admin endpoints, metrics and the service manager show.
+std::string_view publicStateName(State state);
+
+/// True from SIGTERM (or SIGINT, SIGQUIT, a boot failure) on.
+inline bool isStopping(State state) {
+  return state >= State::DrainDelay;
+}
+
+}  // namespace corral
