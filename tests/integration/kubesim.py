@@ -241,6 +241,8 @@ class ServiceProxy:
             return
         await asyncio.gather(self._pipe(client_reader, pod_writer, record, "to pod"),
                              self._pipe(pod_reader, client_writer, record, "from pod"))
+        pod_writer.close()
+        client_writer.close()
 
     @staticmethod
     async def _pipe(reader, writer, record: Routed, direction: str) -> None:
