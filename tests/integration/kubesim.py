@@ -260,9 +260,18 @@ class ServiceProxy:
             writer.transport.abort()
 
     def close(self) -> None:
-        self._server.close()
+        """Stops listening and ends the connections still relayed (keep-alive ones)."""
+        async def shutdown():
+            self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._call(shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
 
 # --------------------------------------------------------------------------------------------
