@@ -594,7 +594,9 @@ def test_template_instance_serves_with_its_env_file_on_its_sockets(corral, tmp_p
     worker_env = __import__("json").loads(body)
     assert worker_env.get("DATABASE_URL") == env["DATABASE_URL"], "the app's own settings"
     assert not [k for k in worker_env if k.startswith("CORRAL_")], worker_env
-    assert unix_get(Path(admin_sock), "/ready")[0] == 200
+    # The first request needs one worker; /ready waits for all of them.
+    wait_until(lambda: unix_get(Path(admin_sock), "/ready")[0] == 200, STARTUP_DEADLINE,
+               "/ready on the admin socket")
     assert c.find_log(r"admin on .*\(fd://4\)"), c.tail()
     assert c.find_log(r"starting \d+ workers? \(auto"), c.tail()  # CORRAL_WORKERS=auto
     c.send_signal(signal.SIGTERM)
