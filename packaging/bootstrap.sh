@@ -13,11 +13,13 @@ BUILD="${CORRAL_BUILD_DIR:-$ROOT/build}"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
 # Build: compiler and libraries. Run: Debian's interpreter with uvicorn. Tests: pytest, curl,
-# util-linux (setpriv, unshare), procps. Benchmarks bring their own in bench/.
+# util-linux (setpriv, unshare), procps; for packaging/kubernetes/: PyYAML, libseccomp's Python
+# binding and Node.js (npm: see install_npm_packages). Benchmarks bring their own in bench/.
 PACKAGES=(
   g++ cmake make libboost1.81-dev libspdlog-dev libcli11-dev catch2
   python3 python3-uvicorn python3-fastapi python3-pytest
   curl procps util-linux systemd
+  python3-yaml python3-seccomp nodejs
 )
 
 install_packages() {
@@ -36,6 +38,25 @@ install_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The npm packages that validate packaging/kubernetes/ offline (tests/integration/
+# test_kubernetes.py), at the versions of tests/integration/kubernetes_schema/package-lock.json,
+# into $BUILD/npm; again only when that lock file changed. Debian's nodejs comes without npm,
+# which is its own package there (but part of other builds of nodejs): installed if missing.
+NPM_DIR="$BUILD/npm"
+install_npm_packages() {
+  local lock="$ROOT/tests/integration/kubernetes_schema/package-lock.json"
+  cmp -s "$lock" "$NPM_DIR/installed.lock" && return 0
+  if ! command -v npm >/dev/null; then
+    echo "bootstrap: installing npm" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+  fi
+  mkdir -p "$NPM_DIR"
+  cp "$ROOT/tests/integration/kubernetes_schema/package.json" "$lock" "$NPM_DIR/"
+  (cd "$NPM_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$lock" "$NPM_DIR/installed.lock"
+}
+
 # build DIR [cmake args...]
 build() {
   local dir="$1"
@@ -48,6 +69,7 @@ build() {
 # which compiles faster; the Python workers are not instrumented, corral is).
 run_tests() {
   build "$BUILD"
+  export CORRAL_NPM_DIR="$NPM_DIR"  # for the ASan build's run too
   ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
   build "$BUILD-asan" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_SANITIZE=address,undefined
   ctest --test-dir "$BUILD-asan" --output-on-failure -j "$JOBS"
@@ -63,10 +85,12 @@ case "${1:-}" in
     ;;
   test)
     install_packages
+    install_npm_packages
     run_tests
     ;;
   build)
     install_packages
+    install_npm_packages
     build "$BUILD"
     ;;
   *)

@@ -297,7 +297,8 @@ def listener_inode(port: int) -> str | None:
     return None
 
 
-def activate(corral, sockets: list[str], names: str, *corral_args: str):
+def activate(corral, sockets: list[str], names: str, *corral_args: str,
+             env: dict[str, str] | None = None):
     """Starts corral under systemd-socket-activate listening on `sockets`; retries with new
     ports if a port chosen free was taken meanwhile. Returns (corral, its first socket's
     address as given)."""
@@ -308,9 +309,11 @@ def activate(corral, sockets: list[str], names: str, *corral_args: str):
         args = [SOCKET_ACTIVATE]
         for address in listen:
             args += ["-l", address]
+        for key in env or {}:  # it passes its own environment on only for names given so
+            args += ["-E", key]
         args += [f"--fdname={names}", "--", CORRAL_BIN, "--python", PYTHON, "--app-dir",
                  str(INTEGRATION_DIR), *corral_args]
-        c = corral.start(raw_args=args, wait_ready=False)
+        c = corral.start(raw_args=args, wait_ready=False, env=env)
         expected = [f"Listening on {address} as {3 + i}." for i, address in enumerate(listen)]
 
         def bound():
@@ -459,16 +462,23 @@ def seconds(text: str) -> float:
     return total
 
 
+# The template units, verified as an instance: systemd resolves %i and checks the wiring
+# between the instance's service and sockets only then.
+INSTANCE = "demo"
+TEMPLATES = ("corral@.service", "corral@.socket", "corral-admin@.socket")
+
+
 @pytest.fixture
 def unit_dir(tmp_path):
-    """The shipped units with ExecStart pointing at the binary under test."""
+    """The shipped units with ExecStart pointing at the binary under test, the templates
+    as instance INSTANCE."""
     if SYSTEMD_ANALYZE is None:
         pytest.skip("systemd-analyze (Debian package systemd) is not installed")
     target = tmp_path / "units"
     target.mkdir()
-    for unit in UNITS.iterdir():
+    for unit in UNITS.glob("*.s*"):  # .service, .socket
         text = unit.read_text().replace("/usr/local/bin/corral", CORRAL_BIN)
-        (target / unit.name).write_text(text)
+        (target / unit.name.replace("@.", f"@{INSTANCE}.")).write_text(text)
     return target
 
 
@@ -479,8 +489,9 @@ def verify(units: list[Path]) -> subprocess.CompletedProcess:
 
 def test_unit_files_pass_systemd_analyze_verify_with_empty_stderr(unit_dir):
     units = sorted(unit_dir.iterdir())
-    assert {u.name for u in units} >= {"corral.service", "corral.socket",
-                                        "corral-admin.socket"}, units
+    assert {u.name for u in units} >= {"corral.service", "corral.socket", "corral-admin.socket",
+                                        *(t.replace("@.", f"@{INSTANCE}.") for t in TEMPLATES)}, \
+        units
     result = verify(units)
     print(result.stdout, result.stderr)
     assert result.returncode == 0 and result.stderr == "", (
@@ -520,3 +531,102 @@ def test_service_unit_settings_fit_corrals_drain():
     assert names["corral.socket"] not in (None, "admin"), names
     for unit in ("corral.socket", "corral-admin.socket"):
         assert setting(parse_unit(UNITS / unit), "Socket", "Service") in (None, "corral.service")
+
+
+def test_template_units_are_wired_to_their_instance(unit_dir):
+    service = parse_unit(UNITS / "corral@.service")
+    assert setting(service, "Service", "EnvironmentFile") == "/etc/corral/%i.env"
+    # Everything but the binary comes from the environment file, the app included.
+    assert setting(service, "Service", "ExecStart") == "/usr/local/bin/corral"
+    for key in ("Wants", "After"):
+        values = " ".join(v for k, v in service["Unit"] if k == key).split()
+        assert {"corral@%i.socket", "corral-admin@%i.socket"} <= set(values), (key, values)
+    single = parse_unit(UNITS / "corral.service")
+    for key in ("Type", "KillMode", "TimeoutStopSec", "ExecReload", "RestartPreventExitStatus"):
+        assert setting(service, "Service", key) == setting(single, "Service", key), key
+    names = {unit: setting(parse_unit(UNITS / unit), "Socket", "FileDescriptorName")
+             for unit in ("corral@.socket", "corral-admin@.socket")}
+    assert names == {"corral@.socket": "http", "corral-admin@.socket": "admin"}, names
+    for unit in names:
+        assert setting(parse_unit(UNITS / unit), "Socket", "Service") == "corral@%i.service"
+
+    # verify checks an instance's wiring: a socket that names a service that is not there fails.
+    admin = unit_dir / f"corral-admin@{INSTANCE}.socket"
+    admin.write_text(admin.read_text().replace("Service=corral@", "Service=korral@"))
+    result = verify(sorted(unit_dir.glob(f"*@{INSTANCE}.*")))
+    assert result.returncode != 0 and "korral" in result.stderr, result.stderr
+
+
+def env_file(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#"))
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def unix_get(path: Path, target: str) -> tuple[int, str]:
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(10)
+        client.connect(str(path))
+        client.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := client.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode(errors="replace")
+
+
+def test_template_instance_serves_with_its_env_file_on_its_sockets(corral, tmp_path):
+    """corral@demo as systemd would start it: the example environment file's variables, and
+    the two template sockets (unix sockets, named http and admin) passed by systemd's own
+    systemd-socket-activate. Only the paths, the interpreter and the app are this machine's."""
+    env = env_file(UNITS / "corral@.env.example")
+    assert all(k.startswith("CORRAL_") or k.isupper() for k in env), env
+    assert "CORRAL_BIND" not in env and "CORRAL_ADMIN_BIND" not in env, "the sockets bind"
+    env.update(CORRAL_PYTHON=PYTHON, CORRAL_APP="apps.basic:app",
+               CORRAL_APP_DIR=str(INTEGRATION_DIR))  # the unit's WorkingDirectory, here
+    sockets = []
+    for unit in ("corral@.socket", "corral-admin@.socket"):
+        listen = setting(parse_unit(UNITS / unit), "Socket", "ListenStream")
+        sockets.append(listen.replace("/run/corral", str(tmp_path)).replace("%i", INSTANCE))
+    c, (app_sock, admin_sock) = activate(corral, sockets, "http:admin", env=env)
+    status, body = unix_get(Path(app_sock), "/env")  # this connection starts corral
+    assert status == 200, body
+    worker_env = __import__("json").loads(body)
+    assert worker_env.get("DATABASE_URL") == env["DATABASE_URL"], "the app's own settings"
+    assert not [k for k in worker_env if k.startswith("CORRAL_")], worker_env
+    # The first request needs one worker; /ready waits for all of them.
+    wait_until(lambda: unix_get(Path(admin_sock), "/ready")[0] == 200, STARTUP_DEADLINE,
+               "/ready on the admin socket")
+    assert c.find_log(r"admin on .*\(fd://4\)"), c.tail()
+    assert c.find_log(r"starting \d+ workers? \(auto"), c.tail()  # CORRAL_WORKERS=auto
+    c.send_signal(signal.SIGTERM)
+    assert c.wait_exit() == 0
+
+
+# `systemd-analyze security --offline=true` of the shipped services (systemd 252): the exposure
+# the README gives. A change that weakens the sandbox raises it and fails this test.
+EXPOSURE = {"corral.service": 1.2, "corral@.service": 1.2}
+
+
+def exposure(unit: Path) -> float:
+    result = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager",
+                             str(unit)], capture_output=True, text=True, timeout=60)
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, f"no exposure level in:\n{result.stdout}\n{result.stderr}"
+    return float(match[1])
+
+
+def test_sandboxing_exposure_does_not_rise(unit_dir):
+    readme = (REPO_ROOT / "README.md").read_text()
+    for name, committed in EXPOSURE.items():
+        unit = unit_dir / name.replace("@.", f"@{INSTANCE}.")
+        score = exposure(unit)
+        print(f"{name}: exposure {score}")
+        assert score <= committed, f"{name}: exposure {score}, committed {committed}"
+        assert f"`{name}`: {committed}" in readme, f"README does not give {name}'s {committed}"
+
+    # The score does follow the unit: without the capability and system call filters it rises.
+    unit = unit_dir / "corral.service"
+    unit.write_text(re.sub(r"^(CapabilityBoundingSet|SystemCallFilter)=.*\n", "",
+                           unit.read_text(), flags=re.M))
+    assert exposure(unit) > EXPOSURE["corral.service"]
