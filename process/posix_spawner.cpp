@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 #include "process/launcher.hpp"
 
@@ -143,8 +144,24 @@ void PosixSpawner::dropTemplate() {
   template_.reset();
 }
 
+void PosixSpawner::stopTemplates(std::function<void()> done) {
+  use_template_ = false;
+  if (template_) dropTemplate();
+  for (const Pid pid : template_pids_) ::kill(pid, SIGKILL);
+  templates_gone_ = std::move(done);
+  templates_wait_ = clock_.createTimer([this] { templatesGone(); });
+  templates_wait_->enable(std::chrono::seconds(1));
+  if (template_pids_.empty()) templatesGone();
+}
+
+void PosixSpawner::templatesGone() {
+  templates_wait_.reset();
+  if (auto done = std::exchange(templates_gone_, nullptr)) done();
+}
+
 bool PosixSpawner::templateExited(Pid pid, ExitStatus status) {
   if (template_pids_.erase(pid) == 0) return false;
+  if (template_pids_.empty() && templates_gone_) templatesGone();
   if (template_ && template_->pid() == pid) {
     if (template_->ready()) {
       spdlog::warn("worker template (pid {}) {}; the next worker starts a new one", pid,

@@ -22,7 +22,7 @@ namespace corral {
 /// delivers its messages, owns the Reaper, and routes each exit: a template's is its own
 /// business, a worker's or an orphan's goes to the Supervisor.
 ///
-/// Destroying it SIGKILLs the templates; workers are left to PR_SET_PDEATHSIG.
+/// Destroying it SIGKILLs the templates that are left; workers are left to PR_SET_PDEATHSIG.
 class PosixSpawner final : public ProcessSpawner {
  public:
   /// `inherited_fds`: the listening sockets every worker gets, at the same numbers; `user`:
@@ -39,6 +39,11 @@ class PosixSpawner final : public ProcessSpawner {
   SpawnResult spawn(const WorkerRequest& request) override;
   void signal(Pid pid, int signo, bool whole_group) override;
   std::optional<std::uint64_t> residentBytes(Pid pid) const override;
+
+  /// Kills the worker templates and calls `done` once they are reaped (or a second later, if
+  /// the kernel has not let them go by then), so that corral exits with no process of its own
+  /// left behind for the service manager to kill.
+  void stopTemplates(std::function<void()> done);
 
  private:
   struct Channel {
@@ -61,6 +66,7 @@ class PosixSpawner final : public ProcessSpawner {
   void dropTemplate();
   /// True if `pid` was a template, which is nothing the Supervisor needs to know about.
   bool templateExited(Pid pid, ExitStatus status);
+  void templatesGone();
 
   void watch(Pid pid, Channel& channel);
   /// Delivers every message waiting on the channel; false once the worker has closed its end.
@@ -80,6 +86,8 @@ class PosixSpawner final : public ProcessSpawner {
   std::set<Pid> template_pids_;    ///< the template and retired ones, until reaped
   std::set<Pid> failed_launches_;  ///< children that failed before exec, until reaped
   std::optional<int> failed_template_generation_;  ///< its template never got ready
+  std::function<void()> templates_gone_;           ///< stopTemplates' `done`, until then
+  std::unique_ptr<Timer> templates_wait_;
   Reaper reaper_;
 };
 

@@ -80,7 +80,7 @@ Supervisor::Hooks Runtime::hooks() {
       .on_stopped =
           [this](int code) {
             exit_code_ = code;
-            io_.stop();
+            spawner_.stopTemplates([this] { io_.stop(); });
           },
       .notify = [this](const ServiceNotice& notice) { notifier_.send(notice); },
       .gate_listeners =

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import (EVENT_DEADLINE, EXITED, InflightRequest, children_of, is_worker_template,
-                      pid_alive, wait_until)
+from conftest import (EVENT_DEADLINE, EXIT_DEADLINE, EXITED, INTEGRATION_DIR, PYTHON,
+                      InflightRequest, children_of, is_worker_template, pid_alive, wait_until)
 
 
 def start_slow_requests(c, count: int, seconds: float) -> list[InflightRequest]:
@@ -189,3 +189,17 @@ def _has_event_loop(pid: int) -> bool:
         except OSError:
             pass
     return False
+
+
+def test_no_process_of_corral_outlives_it(corral):
+    """corral reaps its worker template before it exits, as it does its workers: under systemd
+    (KillMode=mixed) or a container runtime, whatever is left would be SIGKILLed and logged. A
+    subreaper around corral stands in for the service manager and reports anything left."""
+    wrapper = [PYTHON, str(INTEGRATION_DIR / "helpers" / "subreaper.py"), "--"]
+    c = corral.start(workers=1, wrapper=wrapper)
+    mark = c.mark()
+    c.send_signal(signal.SIGTERM)
+    rc = c.wait_exit(EXIT_DEADLINE)
+    assert rc == 0, f"exit code {rc}; log:\n{c.tail()}"
+    assert c.find_log(r"worker 0 exited .* \(drained\)", after=mark), c.tail()
+    assert "left behind" not in c.stderr_text(), c.stderr_text()
