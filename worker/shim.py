@@ -8,10 +8,11 @@ CPython's beyond their public API: class Internals holds every such use, with th
 it was verified with, and checks before serving that they are there, so that a uvicorn without
 one is reported as CONFIG_ERROR rather than failing later.
 
-Exit status: 0 after serving (or when stopped by a signal while booting), 2 after CONFIG_ERROR,
-3 after BOOT_ERROR. A worker may also die by the signal that stopped it: SIGTERM/SIGINT before
-uvicorn handles them, or re-raised by uvicorn >= 0.29 after a graceful shutdown; SIGABRT (sent
-by corral to a hung worker) after faulthandler has dumped every thread's stack to stderr.
+Exit status: 0 after serving (a graceful stop included, whether or not uvicorn re-raises the
+stop signal after it), or when stopped by a signal during lifespan startup; 2 after CONFIG_ERROR;
+3 after BOOT_ERROR. A worker dies by SIGTERM or SIGINT that comes while the app is imported
+(before uvicorn handles them) or after uvicorn has returned, and by SIGABRT (sent by corral to a
+hung worker) after faulthandler has dumped every thread's stack to stderr.
 """
 
 import sys
@@ -50,6 +51,7 @@ ACCEPTED_LINGER = 0.5
 REQUEST_CHECK = 0.1
 # How long a forked worker waits for corral to adopt it (the process between them exits at once).
 ADOPTION_WAIT = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PR_SET_NAME = 15
 TEMPLATE_NAME = b"corral-template"  # at most 15 bytes, the kernel's limit for a process name
@@ -191,6 +193,10 @@ class Internals:
     startup() goes through the      a worker stopped during lifespan        tests    0.17.6 0.51.0
       sockets only after lifespan   startup is handed no socket, so it
       startup                       takes no connection it would reset
+    serve() puts back the SIGTERM   run() owns those handlers and lets      tests    0.51.0 (0.17.6
+      and SIGINT handlers it        that re-raise go: a graceful stop                does not
+      found, then raises again      exits 0 in every version                         re-raise)
+      each one it handled (>=0.29)
     lifespan startup failure:       a boot failure, reported once           tests    0.17.6 0.51.0
       startup() returns, started
       False (0.17); sys.exit(3)
@@ -365,8 +371,33 @@ class Internals:
 
     def run(self, server, socks):
         """Serves until stopped; returns with server.serving False if lifespan startup failed
-        (uvicorn 0.17)."""
-        server.run(sockets=self.Listeners(socks, server))
+        (uvicorn 0.17).
+
+        uvicorn >= 0.29 puts back the SIGTERM and SIGINT handlers it found once it has shut
+        down, then raises again each stop signal it handled: under SIG_DFL, the disposition
+        the shim keeps while the app is imported, a worker that drained gracefully would end
+        killed by the signal. So the shim owns those handlers around uvicorn's: its handler
+        lets go as many of each signal as uvicorn handled (uvicorn's own handler was in place
+        when they came, so only the re-raise comes after), and ends the worker as SIG_DFL would
+        for any other (one that comes before uvicorn's handlers are in place)."""
+        let_go = []
+
+        def on_stop(sig, frame):
+            if server.handled_signals.count(sig) > let_go.count(sig):
+                let_go.append(sig)
+                return
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, on_stop)
+        try:
+            server.run(sockets=self.Listeners(socks, server))
+        finally:
+            # What uvicorn 0.17 leaves (asyncio's loop gives SIGINT to KeyboardInterrupt) would
+            # differ from what later releases leave: from here on, a stop ends the worker.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
 
     def warm_up(self, settings):
         """Imports what uvicorn.Config.load() imports for these settings, but the app."""
@@ -762,8 +793,8 @@ def main():
     settings, control_fd, template = read_settings()
     # Until uvicorn installs its handlers, a stop request simply ends the worker: nothing is
     # served yet, and an app's `except BaseException` cannot swallow a KeyboardInterrupt.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
     try:
         control = Control(control_fd)
     except OSError as exc:
