@@ -33,10 +33,15 @@ from pathlib import Path
 
 import pytest
 
+import uvicorn_under_test
+
 INTEGRATION_DIR = Path(__file__).resolve().parent
 REPO_ROOT = INTEGRATION_DIR.parents[1]
 CORRAL_BIN = os.environ.get("CORRAL_BIN", str(REPO_ROOT / "build" / "corral"))
-PYTHON = os.environ.get("CORRAL_TEST_PYTHON", "/usr/bin/python3")
+# The workers' interpreter: $CORRAL_TEST_PYTHON, or a wrapper of it whose workers import the
+# uvicorn in $CORRAL_TEST_UVICORN (see uvicorn_under_test.py).
+PYTHON = uvicorn_under_test.interpreter(os.environ.get("CORRAL_TEST_PYTHON", "/usr/bin/python3"),
+                                        os.environ.get("CORRAL_TEST_UVICORN"))
 
 # Deadlines are generous on purpose: a deadline only bounds how long a *failing* test takes.
 STARTUP_DEADLINE = 30.0
