@@ -54,7 +54,9 @@ ADOPTION_WAIT = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PR_SET_NAME = 15
-TEMPLATE_NAME = b"corral-template"  # at most 15 bytes, the kernel's limit for a process name
+# Process names (comm) are at most 15 bytes, the kernel's limit.
+TEMPLATE_NAME = b"corral-template"
+WORKER_NAME = b"corral-worker"
 
 
 def die(message):
@@ -649,14 +651,7 @@ class Template:
             self.prctl = ctypes.CDLL(None, use_errno=True).prctl
         except (ImportError, OSError, AttributeError) as exc:
             control.fail("CONFIG_ERROR", f"no prctl for forked workers: {exc}", EXIT_CONFIG_ERROR)
-        # Named apart from the workers in ps and top; a worker takes the interpreter's name back.
-        try:
-            with open("/proc/self/comm", "rb") as comm:
-                self.worker_name = comm.read().strip()
-        except OSError:
-            self.worker_name = None  # no /proc: keep the interpreter's name
-        else:
-            self.prctl(PR_SET_NAME, TEMPLATE_NAME)
+        retitle(f"corral template: {settings.get('app', '')}", TEMPLATE_NAME)
         Internals(import_uvicorn(control)).warm_up(settings)
 
     def serve(self):
@@ -742,8 +737,6 @@ class Template:
         if self.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != self.corral:
             os._exit(1)
         os.setpgid(0, 0)
-        if self.worker_name:
-            self.prctl(PR_SET_NAME, self.worker_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         self.control.sock.close()
         start = 0
@@ -754,8 +747,35 @@ class Template:
         os.closerange(start, os.sysconf("SC_OPEN_MAX"))
 
 
+def retitle(title, name):
+    """Shows this process as `name` (its comm: ps -o comm, top, pgrep) and `title` (its command
+    line: ps aux, top -c, htop), rather than as python3 with the whole shim for arguments."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name)
+        with open("/proc/self/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        # arg_start and arg_end: fields 48 and 49 of proc(5), where the state is field 3.
+        start, end = int(fields[45]), int(fields[46])
+    except (ImportError, OSError, AttributeError, ValueError, IndexError):
+        return  # no ctypes or no /proc: the title is a convenience
+    size = end - start
+    if start == 0 or size < 3:
+        return
+    text = title.encode("utf-8", "replace")[:size - 2].decode("utf-8", "ignore").encode()
+    # The argument area (argv's strings, which the interpreter has copied by now) gets the
+    # title, NULs, and a last byte that is not NUL: the kernel then takes the area for a title
+    # set by setproctitle(3) and shows it up to its first NUL as the command line
+    # (fs/proc/base.c, get_mm_cmdline and get_mm_proctitle; Linux 4.18 had dropped that case,
+    # commit d26d0cd97c88 "/proc/<pid>/cmdline: add back the setproctitle() special case"
+    # restored it in 2019). Otherwise it would show the title followed by empty arguments.
+    # A forked worker inherits the template's area, title included, and retitles its copy.
+    ctypes.memmove(start, text + bytes(size - len(text) - 1) + b" ", size)
+
+
 def serve(settings, control):
     """Runs one worker to the end (sys.exit with its status)."""
+    retitle(f"corral worker {settings.get('slot', '?')}: {settings.get('app', '')}", WORKER_NAME)
     socks = open_sockets(settings.get("sockets", []), control)
     uvicorn = import_uvicorn(control)
     sys.path.insert(0, os.path.abspath(settings.get("app_dir", ".")))

@@ -564,7 +564,9 @@ class Corral:
         """SIGKILLs corral, everything below it or in its session, and every worker it logged."""
         victims = _descendants_and_session(self.pid) if self.proc else set()
         for pid in self.host_worker_pids():
-            if pid_alive(pid) and any("python" in part for part in _cmdline(pid)[:1]):
+            # A worker shows its title (worker/shim.py, retitle) once it has started.
+            if pid_alive(pid) and any("python" in part or part.startswith("corral worker ")
+                                      for part in _cmdline(pid)[:1]):
                 victims.add(pid)
         if self.proc and self.running:
             victims.add(self.pid)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
+
+import pytest
 
 from conftest import (EVENT_DEADLINE, _proc_stat, children_of, is_worker_template, metric,
                       pid_alive, wait_template, wait_until)
@@ -30,7 +33,7 @@ def test_forked_workers_are_corrals_children_each_in_its_own_group(corral):
         fields = _proc_stat(pid)
         assert int(fields[1]) == c.pid, f"worker {pid}'s parent is {fields[1]}, not corral"
         assert int(fields[2]) == pid, f"worker {pid} is in process group {fields[2]}"
-        assert Path(f"/proc/{pid}/comm").read_text().strip() == "python3"
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "corral-worker"
     assert int(_proc_stat(template)[2]) == template, "the template has its own group"
     pids = {int(c.get("/pid").text) for _ in range(40)}
     assert pids <= set(forked.values()) and pids, f"served by {pids}, forked {forked}"
@@ -106,3 +109,31 @@ def test_a_template_that_does_not_answer_is_replaced_and_the_worker_starts_afres
     forked = c.fork_workers()  # a new template takes over
     assert wait_template(c) != stuck
     assert all(pid_alive(pid) for pid in forked.values())
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_and_the_template_show_short_titles(corral, method):
+    """ps aux, top -c and htop show a worker as `corral worker <slot>: <app>` and the template
+    as `corral template: <app>`, not as python3 with the whole shim for arguments, so that
+    `ps aux | grep <app>` finds them; their process names (comm) are corral-worker and
+    corral-template."""
+    app = "apps.basic:app"
+    c = corral.start("--no-access-log", "--start-method", method, app=app, workers=2)
+    workers = c.fork_workers() if method == "forkserver" else c.worker_pids()
+    expected = {pid: (f"corral worker {slot}: {app}", "corral-worker")
+                for slot, pid in workers.items()}
+    if method == "forkserver":
+        expected[wait_template(c)] = (f"corral template: {app}", "corral-template")
+    else:
+        assert not templates_of(c)
+    for pid, (title, name) in expected.items():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert cmdline == title.encode() + b"\0", f"pid {pid}: cmdline {cmdline[:200]!r}"
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == name
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid=,comm=,args="], capture_output=True, text=True,
+                        timeout=30, check=True).stdout
+    found = {int(line.split()[0]): line.split(None, 2)[1:]
+             for line in ps.splitlines() if app in line}
+    print("ps lines naming the app:", found)
+    for pid, (title, name) in expected.items():
+        assert found.get(pid) == [name, title], f"ps shows pid {pid} as {found.get(pid)}"
