@@ -724,7 +724,11 @@ class Template:
         return int(answer)
 
     def become_worker(self, fd):
-        """Makes a forked worker as clean as a spawned one (see the class docstring)."""
+        """Makes a forked worker as clean as a spawned one (see the class docstring). corral
+        does the same for the workers it starts itself, between fork and exec (ChildSetup, in
+        its posix spawner); a change to one belongs in the other, and
+        test_forkserver.py::test_forked_and_spawned_workers_start_equally_clean compares
+        them."""
         deadline = time.monotonic() + ADOPTION_WAIT
         while os.getppid() != self.corral:  # the middle process is on its way out
             if time.monotonic() > deadline:

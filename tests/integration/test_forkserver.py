@@ -4,7 +4,9 @@ imported uvicorn, forks new workers, which are then corral's own children like a
 
 The hygiene every worker gets whichever way it started (signal sets, descriptors, a SIGKILLed
 corral) is checked for forked workers by the tests of test_process_options.py and
-test_shutdown.py, parametrized with Corral.fork_workers(). Here: what is the template's own.
+test_shutdown.py, parametrized with Corral.fork_workers(). Here: what is the template's own, and
+a side-by-side comparison of a forked worker with a spawned one, since two pieces of code make
+them clean (the shim's Template.become_worker, and ChildSetup in corral's posix spawner).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (EVENT_DEADLINE, _proc_stat, children_of, is_worker_template, metric,
-                      pid_alive, wait_template, wait_until)
+from conftest import (EVENT_DEADLINE, _proc_stat, children_of, fd_targets, is_worker_template,
+                      metric, pid_alive, wait_template, wait_until)
 
 
 def templates_of(c) -> list[int]:
@@ -137,3 +139,40 @@ def test_workers_and_the_template_show_short_titles(corral, method):
     print("ps lines naming the app:", found)
     for pid, (title, name) in expected.items():
         assert found.get(pid) == [name, title], f"ps shows pid {pid} as {found.get(pid)}"
+
+
+def hygiene(c, pid: int) -> dict:
+    """What a clean worker starts with, as comparable values: signal sets, descriptors (by kind,
+    stdio as corral's own), parent-death signal, process group, parent."""
+    status = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines())
+    corral_stdio = {fd: target for fd, target in fd_targets(c.pid).items() if fd <= 2}
+    descriptors = []
+    for fd, target in fd_targets(pid).items():  # before any request: no connection is open
+        if fd <= 2:
+            descriptors.append(f"{fd}: corral's" if corral_stdio.get(fd) == target else target)
+        else:
+            descriptors.append(target.split(":[", 1)[0] if target[:7] in ("socket:", "pipe:[")
+                               else target)
+    fields = _proc_stat(pid)
+    return {
+        "blocked": status["SigBlk"].strip(),
+        "ignored": status["SigIgn"].strip(),
+        "caught": status["SigCgt"].strip(),
+        "descriptors": sorted(descriptors),
+        "parent-death signal": int(c.get("/pdeathsig").text),
+        "own process group": int(fields[2]) == pid,
+        "parent is corral": int(fields[1]) == c.pid,
+    }
+
+
+def test_forked_and_spawned_workers_start_equally_clean(corral):
+    forked_corral = corral.start("--no-access-log", workers=1)
+    forked = hygiene(forked_corral, forked_corral.fork_workers()[0])
+    spawned_corral = corral.start("--no-access-log", "--start-method", "spawn", workers=1)
+    spawned = hygiene(spawned_corral, spawned_corral.worker_pids()[0])
+    print(f"forked:  {forked}\nspawned: {spawned}")
+    assert forked == spawned
+    assert int(forked["blocked"], 16) == 0
+    assert forked["parent-death signal"] == signal.SIGKILL
+    assert forked["own process group"] and forked["parent is corral"]
