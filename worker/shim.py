@@ -164,7 +164,8 @@ class Internals:
     Verified by running corral's integration tests with uvicorn 0.17.6 (Debian bookworm's) and
     0.51.0, on CPython 3.11; tests/CMakeLists.txt registers both passes. Checked: `start`, by
     check() and make_server() before the app is imported; `use`, where it is used, before READY;
-    `tests`, by the integration tests only. A check that fails is a CONFIG_ERROR naming it.
+    `tests`, by the integration tests only; `none`, only a slower fork would show it missing. A
+    check that fails is a CONFIG_ERROR naming what is missing.
 
     internal                        why the shim needs it                   checked  verified
     ------------------------------  --------------------------------------  -------  -------------
@@ -203,11 +204,11 @@ class Internals:
       startup() returns, started
       False (0.17); sys.exit(3)
     Config.load() logs, then        BOOT_ERROR carries what it logged       tests    0.17.6 0.51.0
-      sys.exit(1), if the app
-      cannot be imported
+      sys.exit()s, if it cannot
+      import the app
     Config() configures logging     BootLogs holds records from then on,    tests    0.17.6 0.51.0
       as it is built                so a boot error is printed once
-    Config(...).load() imports      the worker template's warm-up           tests    0.17.6 0.51.0
+    Config(...).load() imports      the worker template's warm-up           none     0.17.6 0.51.0
       the protocol, loop and
       lifespan modules
     CPython threading._shutdown,    leave(): join the app's threads, run    use      CPython 3.11
