@@ -70,7 +70,9 @@ std::string renderResponse(const HttpResponse& response, bool head_only, bool ke
       "Connection: {}\r\n",
       response.status, reasonPhrase(response.status), response.content_type, response.body.size(),
       keep_alive ? "keep-alive" : "close");
-  for (const auto& [name, value] : response.headers) out += name + ": " + value + "\r\n";
+  for (const auto& [name, value] : response.headers) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  }
   out += "\r\n";
   if (!head_only) out += response.body;
   return out;

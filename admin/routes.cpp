@@ -8,7 +8,7 @@
 namespace corral {
 namespace {
 
-std::string statusJson(const SupervisorStatus& s, json::Object extra = {}) {
+std::string statusJson(const SupervisorStatus& s, const json::Object& extra = {}) {
   json::Object body{
       {"state", publicStateName(s.state)},
       {"workers",
@@ -16,7 +16,7 @@ std::string statusJson(const SupervisorStatus& s, json::Object extra = {}) {
            {"ready", s.ready}, {"alive", s.alive}, {"total", s.target}, {"required", s.required}}},
       {"workers_reason", s.workers_reason},
   };
-  for (auto& [key, value] : extra) body[key] = std::move(value);
+  for (const auto& [key, value] : extra) body[key] = value;
   // A failed reload leaves the old code serving; it shows on both endpoints until the next one.
   if (!s.reload_error.empty()) body["reload_error"] = s.reload_error;
   return json::write(body) + "\n";

@@ -42,6 +42,7 @@ std::vector<ActivatedSocket> activatedSockets(const EnvLookup& env, int self_pid
     }
   }
   std::vector<ActivatedSocket> sockets;
+  sockets.reserve(static_cast<std::size_t>(*count));
   for (int i = 0; i < *count; ++i) {
     sockets.push_back({kListenFdsStart + i, names[static_cast<std::size_t>(i)]});
   }

@@ -19,7 +19,7 @@ PACKAGES=(
   g++ cmake make libboost1.81-dev libspdlog-dev libcli11-dev catch2
   python3 python3-uvicorn python3-fastapi python3-pytest
   curl procps util-linux systemd
-  python3-yaml python3-seccomp nodejs
+  python3-yaml python3-seccomp nodejs clang-format clang-tidy
 )
 
 install_packages() {
@@ -71,6 +71,7 @@ run_tests() {
   build "$BUILD"
   export CORRAL_NPM_DIR="$NPM_DIR"  # for the ASan build's run too
   ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
+  "$ROOT/tests/lint/tidy.sh" "$BUILD"
   build "$BUILD-asan" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_SANITIZE=address,undefined
   ctest --test-dir "$BUILD-asan" --output-on-failure -j "$JOBS"
 }

@@ -16,7 +16,10 @@ class AsioTimer final : public Timer {
       : state_(std::make_shared<State>(io, std::move(on_fire))) {}
   AsioTimer(const AsioTimer&) = delete;
   AsioTimer& operator=(const AsioTimer&) = delete;
-  ~AsioTimer() override { state_->timer.cancel(); }
+  ~AsioTimer() override {
+    boost::system::error_code ignored;
+    state_->timer.cancel(ignored);
+  }
 
   void enable(std::chrono::milliseconds delay) override {
     state_->timer.expires_after(delay);

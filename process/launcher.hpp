@@ -20,9 +20,10 @@ struct LaunchSpec {
 
 /// fork and exec, with the child made clean the way tini makes its child: no signal blocked,
 /// every disposition at its default, its own process group, PR_SET_PDEATHSIG(SIGKILL) so that
-/// nothing outlives corral, and no descriptor but stdio and `keep_fds`. The forked workers of
-/// the worker template get the same treatment in worker/shim.py (Template.become_worker): keep
-/// the two in step.
+/// nothing outlives corral, and no descriptor but stdio and `keep_fds`. Forked workers get the
+/// same hygiene from the worker template, in the shim's Template.become_worker
+/// (worker/shim.py); a change to one belongs in the other, and tests/integration/
+/// test_forkserver.py::test_forked_and_spawned_workers_start_equally_clean compares them.
 ///
 /// Returns the pid once the child has exec'd. If the child failed before exec (setuid refused,
 /// exec of a missing file), the errno it reported, and the pid of the child, which has exited

@@ -23,6 +23,7 @@ std::vector<Listener> openListeners(const Config& config) {
         config.backlog, somaxconn, somaxconn);
   }
   std::vector<Listener> listeners;
+  listeners.reserve(config.binds.size());
   for (const BindAddress& address : config.binds) {
     listeners.push_back(Listener::open(address, config.backlog));
     spdlog::info("listening on {}", listeners.back().url());
@@ -32,6 +33,7 @@ std::vector<Listener> openListeners(const Config& config) {
 
 std::vector<int> fdsOf(const std::vector<Listener>& listeners) {
   std::vector<int> fds;
+  fds.reserve(listeners.size());
   for (const Listener& listener : listeners) fds.push_back(listener.fd());
   return fds;
 }
@@ -54,8 +56,7 @@ bool becomeSubreaper() {
 }  // namespace
 
 Runtime::Runtime(const Config& config)
-    : config_(config),
-      listeners_(openListeners(config)),
+    : listeners_(openListeners(config)),
       pidfile_(config.pidfile.empty() ? std::nullopt : std::make_optional<Pidfile>(config.pidfile)),
       // Forked workers are corral's only once it adopts them.
       use_template_(becomeSubreaper() && config.start_method == "forkserver"),

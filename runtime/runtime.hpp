@@ -35,7 +35,6 @@ class Runtime {
   Supervisor::Hooks hooks();
   HttpResponse answer(const HttpRequest& request) const;
 
-  const Config& config_;
   boost::asio::io_context io_{1};
   std::vector<Listener> listeners_;
   std::optional<Pidfile> pidfile_;

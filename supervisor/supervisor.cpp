@@ -173,7 +173,7 @@ void Supervisor::transitionTo(State next, std::string_view why) {
   notifyStatus();
 }
 
-void Supervisor::notify(ServiceNotice notice) const {
+void Supervisor::notify(const ServiceNotice& notice) const {
   if (hooks_.notify) hooks_.notify(notice);
 }
 

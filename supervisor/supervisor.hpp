@@ -127,7 +127,7 @@ class Supervisor final : public ChildEvents {
   // supervisor.cpp: dispatch, states, the admin view
   void perform(Action action, const Event& event);
   void transitionTo(State next, std::string_view why);
-  void notify(ServiceNotice notice) const;
+  void notify(const ServiceNotice& notice) const;
   void notifyStatus() const;
   void afterPoolChange();
   void refuse(const Event& event) const;

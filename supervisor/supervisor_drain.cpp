@@ -61,7 +61,7 @@ void Supervisor::pollQueues() {
 // default action ends it cleanly before uvicorn installs its handlers) and, since uvicorn
 // finishes lifespan startup before it looks at the signal, SIGKILL shortly after.
 void Supervisor::stopWorkers() {
-  for (Worker& worker : pool_.all()) {
+  for (Worker& worker : pool_) {
     if (worker.state == WorkerState::Stopping) continue;  // already on its way out
     const bool booting = worker.state == WorkerState::Starting;
     stopWorker(worker, StopCause::Drain, SIGTERM, false);
@@ -79,7 +79,7 @@ void Supervisor::quickStop(std::string why, int exit_code) {
   drain_delay_->disable();
   queue_poll_->disable();
   cancelRespawns();
-  for (Worker& worker : pool_.all()) {
+  for (Worker& worker : pool_) {
     const bool booting = worker.state == WorkerState::Starting;
     stopWorker(worker, StopCause::Quick, booting ? SIGKILL : SIGINT, booting);
   }
@@ -94,7 +94,7 @@ void Supervisor::killAll(std::string_view why) {
   queue_poll_->disable();
   drain_deadline_->disable();
   transitionTo(State::DrainKill, why);
-  for (const Worker& worker : pool_.all()) {
+  for (const Worker& worker : pool_) {
     spdlog::warn("worker {} (pid {}) still running, sending SIGKILL ({})", worker.slot, worker.pid,
                  why);
     spawner_.signal(worker.pid, SIGKILL, true);

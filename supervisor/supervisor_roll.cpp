@@ -18,7 +18,7 @@ void Supervisor::roll(const Event& event) {
   ++generation_;
   reload_error_.clear();
   // Replacements still booting from an earlier roll run older code than what is asked for now.
-  for (Worker& worker : pool_.all()) {
+  for (Worker& worker : pool_) {
     if (worker.state == WorkerState::Starting && worker.succession) supersede(worker);
   }
   transitionTo(State::Reloading,
@@ -41,7 +41,7 @@ void Supervisor::continueRoll() {
   int in_flight = pool_.bootingSuccessors();
   bool outdated = false;
   for (int slot = 0; slot < target_; ++slot) {
-    for (Worker& worker : pool_.all()) {
+    for (Worker& worker : pool_) {
       if (worker.slot != slot || worker.state == WorkerState::Stopping ||
           worker.generation == generation_) {
         continue;
@@ -69,7 +69,7 @@ void Supervisor::abortRoll(std::string why) {
   ++metrics_.reload_failures;
   spdlog::error("reload to generation {} failed; the old workers keep serving:\n{}", generation_,
                 reload_error_);
-  for (Worker& worker : pool_.all()) {
+  for (Worker& worker : pool_) {
     if (worker.state == WorkerState::Starting && worker.succession) supersede(worker);
   }
   transitionTo(State::Running, "reload failed");
@@ -132,7 +132,7 @@ void Supervisor::shrink() {
   }
   --target_;
   spdlog::info("scaling down to {} workers (SIGTTOU)", target_);
-  for (Worker& worker : pool_.all()) {
+  for (Worker& worker : pool_) {
     if (worker.slot == target_ && worker.state != WorkerState::Stopping) {
       retireWorker(worker, StopCause::ScaleDown);
     }
@@ -146,7 +146,7 @@ void Supervisor::shrink() {
 void Supervisor::checkMemory() {
   const std::uint64_t limit = *config_.max_worker_memory;
   std::vector<Event> over;
-  for (Worker& worker : pool_.all()) {
+  for (Worker& worker : pool_) {
     if (worker.state != WorkerState::Ready || pool_.successorOf(worker.pid)) continue;
     const auto resident = spawner_.residentBytes(worker.pid);
     if (!resident || *resident <= limit) {

@@ -208,7 +208,7 @@ void Supervisor::failBoot(const Worker& worker, ExitStatus status) {
   }
   draining_reason_ = worker.config_error ? "workers cannot run" : "app failed to boot";
   cancelRespawns();
-  for (Worker& other : pool_.all()) stopWorker(other, StopCause::BootFailure, SIGKILL, true);
+  for (Worker& other : pool_) stopWorker(other, StopCause::BootFailure, SIGKILL, true);
   transitionTo(State::DrainKill, draining_reason_);
   finishIfEmpty();
 }

@@ -27,23 +27,25 @@ Worker WorkerPool::remove(Pid pid) {
 }
 
 const Worker* WorkerPool::successorOf(Pid pid) const {
-  const auto it = std::ranges::find_if(
-      all(), [pid](const Worker& w) { return w.succession && w.succession->replaces == pid; });
-  return it == all().end() ? nullptr : &*it;
+  const auto it = std::find_if(begin(), end(), [pid](const Worker& w) {
+    return w.succession && w.succession->replaces == pid;
+  });
+  return it == end() ? nullptr : &*it;
 }
 
 int WorkerPool::readyCount() const {
   return static_cast<int>(
-      std::ranges::count_if(all(), [](const Worker& w) { return w.state == WorkerState::Ready; }));
+      std::count_if(begin(), end(), [](const Worker& w) { return w.state == WorkerState::Ready; }));
 }
 
 int WorkerPool::bootingSuccessors() const {
-  return static_cast<int>(std::ranges::count_if(
-      all(), [](const Worker& w) { return w.state == WorkerState::Starting && w.succession; }));
+  return static_cast<int>(std::count_if(begin(), end(), [](const Worker& w) {
+    return w.state == WorkerState::Starting && w.succession;
+  }));
 }
 
 bool WorkerPool::slotServed(int slot) const {
-  return std::ranges::any_of(all(), [slot](const Worker& w) {
+  return std::any_of(begin(), end(), [slot](const Worker& w) {
     return w.slot == slot && w.state != WorkerState::Stopping;
   });
 }

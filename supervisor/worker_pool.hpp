@@ -1,7 +1,7 @@
 #pragma once
 
+#include <iterator>
 #include <map>
-#include <ranges>
 
 #include "supervisor/worker.hpp"
 
@@ -29,8 +29,36 @@ class WorkerPool {
 
   bool empty() const { return workers_.empty(); }
   int size() const { return static_cast<int>(workers_.size()); }
-  auto all() { return std::views::values(workers_); }
-  auto all() const { return std::views::values(workers_); }
+
+  /// The workers, in pid order: `for (Worker& worker : pool)`.
+  template <typename MapIterator, typename Value>
+  class Iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = Worker;
+    using difference_type = std::ptrdiff_t;
+    using pointer = Value*;
+    using reference = Value&;
+    Iterator() = default;
+    explicit Iterator(MapIterator it) : it_(it) {}
+    Value& operator*() const { return it_->second; }
+    Value* operator->() const { return &it_->second; }
+    Iterator& operator++() {
+      ++it_;
+      return *this;
+    }
+    Iterator operator++(int) { return Iterator(it_++); }
+    bool operator==(const Iterator& other) const { return it_ == other.it_; }
+
+   private:
+    MapIterator it_;
+  };
+  using iterator = Iterator<std::map<Pid, Worker>::iterator, Worker>;
+  using const_iterator = Iterator<std::map<Pid, Worker>::const_iterator, const Worker>;
+  iterator begin() { return iterator(workers_.begin()); }
+  iterator end() { return iterator(workers_.end()); }
+  const_iterator begin() const { return const_iterator(workers_.begin()); }
+  const_iterator end() const { return const_iterator(workers_.end()); }
 
  private:
   std::map<Pid, Worker> workers_;

@@ -3,13 +3,16 @@
 
 corral runs this as `python -c <this source>` (there is no __file__) with its settings in
 $CORRAL_WORKER_SETTINGS and a SOCK_SEQPACKET control channel; worker/PROTOCOL.md is the contract.
-Only the standard library and uvicorn's public API are used, so that it runs under every uvicorn
-from Debian bookworm's 0.17 to current releases.
+It uses the standard library and uvicorn, and relies on some internals of uvicorn's and of
+CPython's beyond their public API: class Internals holds every such use, with the uvicorn versions
+it was verified with, and checks before serving that they are there, so that a uvicorn without
+one is reported as CONFIG_ERROR rather than failing later.
 
-Exit status: 0 after serving (or when stopped by a signal while booting), 2 after CONFIG_ERROR,
-3 after BOOT_ERROR. A worker may also die by the signal that stopped it: SIGTERM/SIGINT before
-uvicorn handles them, or re-raised by uvicorn >= 0.29 after a graceful shutdown; SIGABRT (sent
-by corral to a hung worker) after faulthandler has dumped every thread's stack to stderr.
+Exit status: 0 after serving (a graceful stop included, whether or not uvicorn re-raises the
+stop signal after it), or when stopped by a signal during lifespan startup; 2 after CONFIG_ERROR;
+3 after BOOT_ERROR. A worker dies by SIGTERM or SIGINT that comes while the app is imported
+(before uvicorn handles them) or after uvicorn has returned, and by SIGABRT (sent by corral to a
+hung worker) after faulthandler has dumped every thread's stack to stderr.
 """
 
 import sys
@@ -25,6 +28,7 @@ import asyncio
 import atexit
 import faulthandler
 import gc
+import inspect
 import json
 import logging
 import os
@@ -38,27 +42,32 @@ EXIT_CONFIG_ERROR = 2
 EXIT_BOOT_ERROR = 3
 MAX_DATAGRAM = 32 * 1024
 PYTHON = sys.executable or "this Python"
-# uvicorn calls callback_notify once, right after startup (its last_notified starts at 0), then
-# only every timeout_notify seconds on a one-second tick. The first call is the READY edge; the
-# heartbeat runs on its own timer on the event loop, so it keeps time below a second. "Never
-# again" must be a finite number: infinity would suppress the first call too.
-NO_MORE_NOTIFY = 365 * 24 * 3600.0
+# The uvicorn releases corral's integration tests run against (tests/CMakeLists.txt).
+VERIFIED_UVICORN = "0.17.6 and 0.51.0"
 # How long a stopping worker waits, no longer accepting, before uvicorn closes the connections
-# that have not sent a request yet (see WorkerServer.shutdown).
+# that have not sent a request yet (see Internals.make_server).
 ACCEPTED_LINGER = 0.5
 # How often the request count is compared with max_requests.
 REQUEST_CHECK = 0.1
 # How long a forked worker waits for corral to adopt it (the process between them exits at once).
 ADOPTION_WAIT = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PR_SET_NAME = 15
-TEMPLATE_NAME = b"corral-template"  # at most 15 bytes, the kernel's limit for a process name
+# Process names (comm) are at most 15 bytes, the kernel's limit.
+TEMPLATE_NAME = b"corral-template"
+WORKER_NAME = b"corral-worker"
 
 
 def die(message):
     """For corral's own mistakes, when there is no control channel to report them on."""
     print(f"corral worker: {message}", file=sys.stderr)
     sys.exit(EXIT_CONFIG_ERROR)
+
+
+class ConfigError(Exception):
+    """What the worker reports as CONFIG_ERROR: workers cannot run with this interpreter, its
+    uvicorn or these settings, whatever the app."""
 
 
 class Control:
@@ -99,20 +108,26 @@ def clip(text, limit):
 
 
 def read_settings():
-    raw = os.environ.pop("CORRAL_WORKER_SETTINGS", None)  # the app must not see it
+    """(settings, control channel fd, whether this is the worker template), taken out of the
+    environment: the app must not see them."""
+    raw = os.environ.pop("CORRAL_WORKER_SETTINGS", None)
+    # The spawner picks the control channel's fd, so it comes beside the settings.
+    control_fd = os.environ.pop("CORRAL_CONTROL_FD", None)
+    # The worker template (--start-method forkserver) gets slot 0's settings.
+    template = os.environ.pop("CORRAL_WORKER_ROLE", "") == "template"
     if raw is None:
         die("CORRAL_WORKER_SETTINGS is not set; this program is run by corral")
     try:
         settings = json.loads(raw)
     except ValueError as exc:
         die(f"CORRAL_WORKER_SETTINGS is not valid JSON: {exc}")
-    # The spawner picks the control channel's fd, so it comes beside the settings.
-    control_fd = os.environ.pop("CORRAL_CONTROL_FD", None)
-    if control_fd is not None:
-        settings["control_fd"] = int(control_fd) if control_fd.isdigit() else control_fd
-    # The worker template (--start-method forkserver) gets slot 0's settings.
-    settings["template"] = os.environ.pop("CORRAL_WORKER_ROLE", "") == "template"
-    return settings
+    if not isinstance(settings, dict):
+        die("CORRAL_WORKER_SETTINGS is not a JSON object")
+    if control_fd is None:
+        die("CORRAL_CONTROL_FD is not set; this program is run by corral")
+    if not (control_fd.isascii() and control_fd.isdigit()):
+        die(f"CORRAL_CONTROL_FD is not a file descriptor number: {control_fd!r}")
+    return settings, int(control_fd), template
 
 
 def open_sockets(fds, control):
@@ -140,54 +155,291 @@ def import_uvicorn(control):
     return uvicorn
 
 
-def make_config(uvicorn, settings, worker, control):
+class Internals:
+    """Every use the shim makes of uvicorn's and CPython's internals. Outside this class it
+    uses only their public API: uvicorn.Config with its documented options, its loggers, ASGI,
+    and the properties and methods the server class made here adds (stopping, serving,
+    requests_served, drain).
+
+    Verified by running corral's integration tests with uvicorn 0.17.6 (Debian bookworm's) and
+    0.51.0, on CPython 3.11; tests/CMakeLists.txt registers both passes. Checked: `start`, by
+    check() and make_server() before the app is imported; `use`, where it is used, before READY;
+    `tests`, by the integration tests only; `none`, only a slower fork would show it missing. A
+    check that fails is a CONFIG_ERROR naming what is missing.
+
+    internal                        why the shim needs it                   checked  verified
+    ------------------------------  --------------------------------------  -------  -------------
+    Server.handle_exit(sig, frame)  to see each stop signal uvicorn         start    0.17.6 0.51.0
+      overridden                    handles: a stop is no boot failure,
+                                    responses ask clients to close, the
+                                    re-raised signal is let go
+    Server.startup(sockets=),       stopped during startup: shut down       start    0.17.6 0.51.0
+      shutdown(sockets=), awaited   once, properly; before uvicorn's
+      by serve() in that order;     shutdown: stop accepting and give
+      serve() skips shutdown when   connections accepted a moment ago
+      should_exit (0.17) or not     their request's bytes
+      started (0.51)
+    Server.servers, set by          the asyncio servers that stop           use      0.17.6 0.51.0
+      startup()                     accepting before the linger
+    Server.server_state             linger only while connections are       start    0.17.6 0.51.0
+      .connections                  open
+    Server.server_state             --max-requests: RECYCLE at the limit    start    0.17.6 0.51.0
+      .total_requests
+    Server.started, should_exit     READY once serving; a worker nobody     start    0.17.6 0.51.0
+                                    supervises drains itself
+    Config.load(), loaded,          CloseWhenStopping wraps the app every   use      0.17.6 0.51.0
+      loaded_app replaced after     connection serves; serve() does not
+      load()                        load again
+    Config(callback_notify=,        uvicorn's first call comes right        start    0.17.6 0.51.0
+      timeout_notify=) with         after startup (last_notified starts
+      Server.last_notified = 0      at 0), then never: that call is READY
+    startup() goes through the      a worker stopped during lifespan        tests    0.17.6 0.51.0
+      sockets only after lifespan   startup is handed no socket, so it
+      startup                       takes no connection it would reset
+    serve() puts back the SIGTERM   run() owns those handlers and lets      tests    0.51.0 (0.17.6
+      and SIGINT handlers it        that re-raise go: a graceful stop                does not
+      found, then raises again      exits 0 in every version                         re-raise)
+      each one it handled (>=0.29)
+    lifespan startup failure:       a boot failure, reported once           tests    0.17.6 0.51.0
+      startup() returns, started
+      False (0.17); sys.exit(3)
+    Config.load() logs, then        BOOT_ERROR carries what it logged       tests    0.17.6 0.51.0
+      sys.exit()s, if it cannot
+      import the app
+    Config() configures logging     BootLogs holds records from then on,    tests    0.17.6 0.51.0
+      as it is built                so a boot error is printed once
+    Config(...).load() imports      the worker template's warm-up           none     0.17.6 0.51.0
+      the protocol, loop and
+      lifespan modules
+    CPython threading._shutdown,    leave(): join the app's threads, run    use      CPython 3.11
+      atexit._run_exitfuncs         its atexit handlers, then os._exit
+                                    (without them: sys.exit)
+    """
+
+    def __init__(self, uvicorn):
+        self.uvicorn = uvicorn
+        self.where = f"uvicorn {getattr(uvicorn, '__version__', '(version unknown)')} in {PYTHON}"
+
+    def missing(self, problems):
+        return ConfigError(
+            f"{self.where} lacks what corral's workers rely on: {'; '.join(problems)}. corral is "
+            f"verified with uvicorn {VERIFIED_UVICORN}: install one of those in that "
+            "interpreter, or use a corral release that supports this uvicorn")
+
+    def check(self):
+        """The self-check of what can be seen before a server exists; raises ConfigError."""
+        server, config = self.uvicorn.Server, self.uvicorn.Config
+        problems = []
+        handle_exit = positional(getattr(server, "handle_exit", None))
+        if handle_exit is None or len(handle_exit) != 3:
+            problems.append("uvicorn.Server.handle_exit(sig, frame) is not there or takes other "
+                            "arguments (it tells corral's worker that uvicorn is stopping)")
+        for name, why in (("startup", "a worker stopped while starting shuts down properly"),
+                          ("shutdown", "a stopping worker stops accepting first")):
+            method = getattr(server, name, None)
+            if not (inspect.iscoroutinefunction(method) and has_parameter(method, "sockets")):
+                problems.append(f"uvicorn.Server.{name} is not a coroutine function with a "
+                                f"`sockets` parameter ({why})")
+        if not has_parameter(getattr(server, "run", None), "sockets"):
+            problems.append("uvicorn.Server.run has no `sockets` parameter (it serves the "
+                            "sockets corral bound)")
+        if not callable(getattr(config, "load", None)):
+            problems.append("uvicorn.Config.load() is not there (it imports the app)")
+        for name in ("callback_notify", "timeout_notify"):
+            if not has_parameter(config, name):
+                problems.append(f"uvicorn.Config has no `{name}` option (its first call says "
+                                "the worker is ready)")
+        if problems:
+            raise self.missing(problems)
+
+    def make_config(self, settings, notify):
+        try:
+            return self.uvicorn.Config(
+                settings["app"],
+                factory=settings.get("factory", False),
+                callback_notify=notify,
+                # uvicorn calls callback_notify right after startup (last_notified starts at
+                # 0), then every timeout_notify seconds. The first call is the READY edge: the
+                # heartbeat runs on its own timer. "Never again" must be a finite number:
+                # infinity would suppress the first call too.
+                timeout_notify=365 * 24 * 3600.0,
+                **settings.get("uvicorn", {}))
+        except Exception as exc:
+            if isinstance(exc, TypeError) and "keyword argument" in str(exc):
+                raise ConfigError(f"{self.where} does not support an option corral passed "
+                                  f"({exc}); upgrade uvicorn or leave that option unset") from None
+            raise ConfigError(f"{self.where} rejected corral's settings: "
+                              f"{type(exc).__name__}: {exc}") from None
+
+    def make_server(self, config):
+        """A uvicorn.Server that tells a stop from a boot failure and stops without dropping a
+        connection; raises ConfigError if one of its internals is missing."""
+        internals = self
+
+        class WorkerServer(self.uvicorn.Server):
+            def __init__(self, config):
+                super().__init__(config)
+                # uvicorn's own exit flag is also set by a failed lifespan startup; these tell
+                # a stop requested by corral (or ^C) apart from a boot failure.
+                self.handled_signals = []
+
+            @property
+            def stopping(self):
+                return bool(self.handled_signals)
+
+            @property
+            def serving(self):
+                return self.started
+
+            @property
+            def requests_served(self):
+                return self.server_state.total_requests
+
+            def drain(self):
+                self.should_exit = True
+
+            def handle_exit(self, sig, frame):
+                self.handled_signals.append(sig)
+                super().handle_exit(sig, frame)
+
+            async def startup(self, sockets=None):
+                await super().startup(sockets=sockets)
+                if self.started and not isinstance(getattr(self, "servers", None), list):
+                    raise internals.missing(["uvicorn.Server.servers is not a list after "
+                                             "startup (a stopping worker stops accepting first)"])
+                if self.started and self.stopping:
+                    # Stopped while its listeners were being created: uvicorn 0.17 would return
+                    # without a shutdown and drop what they had accepted. Shut down properly,
+                    # once.
+                    await self.shutdown(sockets=sockets)
+                    self.started = False
+
+            async def shutdown(self, sockets=None):
+                # uvicorn's shutdown closes every connection that has no request in progress,
+                # and that includes one accepted a moment ago whose request bytes are still on
+                # the way: its client would see the connection close unanswered. Stop accepting
+                # first, give such connections a moment to deliver their request, then shut
+                # down as usual.
+                for server in self.servers:
+                    server.close()
+                if self.server_state.connections:
+                    await asyncio.sleep(ACCEPTED_LINGER)
+                await super().shutdown(sockets=sockets)
+
+        server = WorkerServer(config)
+        problems = []
+        if getattr(server, "started", None) is not False:
+            problems.append("uvicorn.Server.started is not False before startup (READY waits "
+                            "for it)")
+        if getattr(server, "should_exit", None) is not False:
+            problems.append("uvicorn.Server.should_exit is not False before startup (a worker "
+                            "nobody supervises sets it to drain)")
+        if getattr(server, "last_notified", None) != 0:
+            problems.append("uvicorn.Server.last_notified does not start at 0 (callback_notify "
+                            "would not say at once that the worker is ready)")
+        state = getattr(server, "server_state", None)
+        if not isinstance(getattr(state, "total_requests", None), int):
+            problems.append("uvicorn.Server.server_state has no total_requests count "
+                            "(--max-requests compares it)")
+        if not hasattr(getattr(state, "connections", None), "__len__"):
+            problems.append("uvicorn.Server.server_state has no connections set (a stopping "
+                            "worker waits while it is not empty)")
+        if problems:
+            raise self.missing(problems)
+        return server
+
+    def load_app(self, config, wrap):
+        """Imports the app (uvicorn logs, then sys.exit()s, on some import errors) and puts
+        wrap(app) in its place."""
+        config.load()
+        if getattr(config, "loaded", None) is not True or not hasattr(config, "loaded_app"):
+            raise self.missing(["uvicorn.Config.load() sets no `loaded` flag or no `loaded_app` "
+                                "(corral's worker wraps the app it serves)"])
+        config.loaded_app = wrap(config.loaded_app)
+
+    class Listeners(list):
+        """The listening sockets as handed to uvicorn, which goes through them to start
+        accepting once lifespan startup is done. A worker told to stop while it booted finds
+        none: taking connections from the shared queue only to quit without answering them
+        would reset them, where any other worker would serve them."""
+
+        def __init__(self, socks, server):
+            super().__init__(socks)
+            self.server = server
+
+        def __iter__(self):
+            if self.server.stopping and not self.server.serving:
+                return iter(())
+            return super().__iter__()
+
+    def run(self, server, socks):
+        """Serves until stopped; returns with server.serving False if lifespan startup failed
+        (uvicorn 0.17).
+
+        uvicorn >= 0.29 puts back the SIGTERM and SIGINT handlers it found once it has shut
+        down, then raises again each stop signal it handled: under SIG_DFL, the disposition
+        the shim keeps while the app is imported, a worker that drained gracefully would end
+        killed by the signal. So the shim owns those handlers around uvicorn's: its handler
+        lets go as many of each signal as uvicorn handled (uvicorn's own handler was in place
+        when they came, so only the re-raise comes after), and ends the worker as SIG_DFL would
+        for any other (one that comes before uvicorn's handlers are in place)."""
+        let_go = []
+
+        def on_stop(sig, frame):
+            if server.handled_signals.count(sig) > let_go.count(sig):
+                let_go.append(sig)
+                return
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, on_stop)
+        try:
+            server.run(sockets=self.Listeners(socks, server))
+        finally:
+            # What uvicorn 0.17 leaves (asyncio's loop gives SIGINT to KeyboardInterrupt) would
+            # differ from what later releases leave: from here on, a stop ends the worker.
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+
+    def warm_up(self, settings):
+        """Imports what uvicorn.Config.load() imports for these settings, but the app."""
+        try:
+            self.uvicorn.Config(placeholder_app, **settings.get("uvicorn", {})).load()
+        except Exception:
+            pass  # each worker reports what is wrong with its settings itself
+
+    @staticmethod
+    def finish_interpreter():
+        """Joins the app's non-daemon threads and runs its atexit handlers, as the interpreter
+        does when it exits; False if this interpreter lacks the means."""
+        shutdown_threads = getattr(threading, "_shutdown", None)
+        run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
+        if shutdown_threads is None or run_exit_functions is None:
+            return False
+        shutdown_threads()
+        run_exit_functions()
+        return True
+
+
+def positional(function):
+    """The names of function's positional parameters, or None if it has no signature."""
     try:
-        return uvicorn.Config(
-            settings["app"],
-            factory=settings.get("factory", False),
-            callback_notify=worker.notify,
-            timeout_notify=NO_MORE_NOTIFY,
-            **settings.get("uvicorn", {}))
-    except Exception as exc:
-        where = f"uvicorn {uvicorn.__version__} in {PYTHON}"
-        if isinstance(exc, TypeError) and "keyword argument" in str(exc):
-            message = (f"{where} does not support an option corral passed ({exc}); "
-                       "upgrade uvicorn or leave that option unset")
-        else:
-            message = f"{where} rejected corral's settings: {type(exc).__name__}: {exc}"
-        control.fail("CONFIG_ERROR", message, EXIT_CONFIG_ERROR)
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def make_server(uvicorn, config):
-    class WorkerServer(uvicorn.Server):
-        # uvicorn's own exit flag is also set by a failed lifespan startup; this one tells a
-        # stop requested by corral (or ^C) apart from a boot failure, in every uvicorn version.
-        corral_signal = None
+def has_parameter(function, name):
+    try:
+        return name in inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
 
-        def handle_exit(self, sig, frame):
-            self.corral_signal = sig
-            super().handle_exit(sig, frame)
 
-        async def startup(self, sockets=None):
-            await super().startup(sockets=sockets)
-            if self.started and self.corral_signal is not None:
-                # Stopped while its listeners were being created: uvicorn 0.17 would return
-                # without a shutdown and drop what they had accepted. Shut down properly, once.
-                await self.shutdown(sockets=sockets)
-                self.started = False
-
-        async def shutdown(self, sockets=None):
-            # uvicorn's shutdown closes every connection that has no request in progress, and
-            # that includes one accepted a moment ago whose request bytes are still on the way:
-            # its client would see the connection close unanswered. Stop accepting first, give
-            # such connections a moment to deliver their request, then shut down as usual.
-            for server in getattr(self, "servers", None) or []:
-                server.close()
-            if self.server_state.connections:
-                await asyncio.sleep(ACCEPTED_LINGER)
-            await super().shutdown(sockets=sockets)
-
-    return WorkerServer(config)
+async def placeholder_app(scope, receive, send):
+    """What the template gives uvicorn.Config.load() to import everything else; never called."""
 
 
 class CloseWhenStopping:
@@ -208,29 +460,13 @@ class CloseWhenStopping:
             return await self.app(scope, receive, send)
 
         async def send_closing(message):
-            if message["type"] == "http.response.start" and self.server.corral_signal is not None:
+            if message["type"] == "http.response.start" and self.server.stopping:
                 headers = list(message.get("headers", ()))
                 if not any(name.lower() == b"connection" for name, _ in headers):
                     message = {**message, "headers": headers + [self.CLOSE]}
             await send(message)
 
         return await self.app(scope, receive, send_closing)
-
-
-class Listeners(list):
-    """The listening sockets as handed to uvicorn, which goes through them to start accepting
-    once lifespan startup is done. A worker told to stop while it booted finds none: taking
-    connections from the shared queue only to quit without answering them would reset them,
-    where any other worker would serve them."""
-
-    def __init__(self, socks, server):
-        super().__init__(socks)
-        self.server = server
-
-    def __iter__(self):
-        if self.server.corral_signal is not None and not self.server.started:
-            return iter(())
-        return super().__iter__()
 
 
 class _Catcher(logging.Handler):
@@ -315,24 +551,28 @@ def app_traceback(exc):
 class Worker:
     """Boots the server, says READY once it serves, then sends heartbeats."""
 
-    def __init__(self, control, heartbeat, max_requests):
+    def __init__(self, internals, settings, control):
+        """Raises ConfigError if uvicorn rejects the settings or lacks an internal."""
+        self.internals = internals
         self.control = control
-        self.heartbeat = heartbeat
-        self.max_requests = max_requests
-        self.logs = BootLogs()
-        self.config = self.server = None  # set once uvicorn is imported
+        self.heartbeat = settings.get("heartbeat_interval") or 0
+        self.max_requests = settings.get("max_requests")
         self.ready = False
+        self.logs = BootLogs()
+        self.config = internals.make_config(settings, self.notify)  # configures logging
+        self.logs.capture()
+        self.server = internals.make_server(self.config)
 
     async def notify(self):
         # uvicorn awaits this from its main loop once the server serves.
-        if self.ready or self.server is None or not self.server.started:
+        if self.ready or not self.server.serving:
             return
         self.ready = True
         self.logs.release()
         if not self.control.send("READY"):
             # corral gave up on this worker while it booted (a worker template that answered
             # too late): it must not serve unsupervised, so it drains at once.
-            self.server.should_exit = True
+            self.server.drain()
             return
         loop = asyncio.get_running_loop()
         if self.heartbeat > 0:
@@ -349,30 +589,30 @@ class Worker:
     def count_requests(self, loop):
         # At its limit the worker asks corral for a replacement and keeps serving: corral stops
         # it once the replacement is READY, so no request waits for a worker to boot.
-        served = self.server.server_state.total_requests
+        served = self.server.requests_served
         if served >= self.max_requests:
             self.control.send("RECYCLE", f"served {served} requests (limit {self.max_requests})")
         else:
             loop.call_later(REQUEST_CHECK, self.count_requests, loop)
 
     def run(self, socks):
-        """Imports the app and serves until told to stop; returns the exit status."""
+        """Imports the app and serves until told to stop; returns the exit status. Raises
+        ConfigError if uvicorn lacks an internal that shows only now."""
         server = self.server
         try:
-            self.config.load()  # uvicorn logs then sys.exit()s on some import errors
-            # Every connection uvicorn makes serves config.loaded_app (0.17 to current).
-            self.config.loaded_app = CloseWhenStopping(self.config.loaded_app, server)
-            # Returns with started False if lifespan startup failed.
-            server.run(sockets=Listeners(socks, server))
+            self.internals.load_app(self.config, lambda app: CloseWhenStopping(app, server))
+            self.internals.run(server, socks)
+        except ConfigError:
+            raise
         except BaseException as exc:
             if self.ready:
                 raise  # a crash after READY is no boot failure: Python reports it as usual
             failure = exc
         else:
-            if server.started:
+            if server.serving:
                 return 0
             failure = None  # lifespan startup failed; uvicorn logged why
-        if server.corral_signal is not None:
+        if server.stopping:
             return 0  # asked to stop while booting: not a boot failure
         self.control.fail("BOOT_ERROR", self.boot_error(failure), EXIT_BOOT_ERROR)
 
@@ -393,9 +633,8 @@ class Worker:
 class Template:
     """The worker template of --start-method forkserver: an interpreter that has imported uvicorn
     and what uvicorn.Config.load() imports for these settings (protocols, loop, lifespan), and
-    forks a worker whenever corral asks. A forked worker skips that boot, about a tenth of a
-    CPU second, and imports the app itself, as a spawned one does, so that a reload still
-    re-imports the app's code.
+    forks a worker whenever corral asks. A forked worker skips that boot and imports the app
+    itself, as a spawned one does, so that a reload still re-imports the app's code.
 
     A request is one datagram, the worker's settings as JSON, carrying the worker's end of its
     control channel (SCM_RIGHTS); the answer is `SPAWNED=<pid>` or `SPAWN_ERROR=<text>`. The
@@ -413,19 +652,8 @@ class Template:
             self.prctl = ctypes.CDLL(None, use_errno=True).prctl
         except (ImportError, OSError, AttributeError) as exc:
             control.fail("CONFIG_ERROR", f"no prctl for forked workers: {exc}", EXIT_CONFIG_ERROR)
-        # Named apart from the workers in ps and top; a worker takes the interpreter's name back.
-        try:
-            with open("/proc/self/comm", "rb") as comm:
-                self.worker_name = comm.read().strip()
-        except OSError:
-            self.worker_name = None  # no /proc: keep the interpreter's name
-        else:
-            self.prctl(PR_SET_NAME, TEMPLATE_NAME)
-        uvicorn = import_uvicorn(control)
-        try:
-            uvicorn.Config(placeholder_app, **settings.get("uvicorn", {})).load()
-        except Exception:
-            pass  # each worker reports what is wrong with its settings itself
+        retitle(f"corral template: {settings.get('app', '')}", TEMPLATE_NAME)
+        Internals(import_uvicorn(control)).warm_up(settings)
 
     def serve(self):
         """Forks workers until corral closes the channel; returns (settings, control) in each
@@ -497,7 +725,11 @@ class Template:
         return int(answer)
 
     def become_worker(self, fd):
-        """Makes a forked worker as clean as a spawned one (see the class docstring)."""
+        """Makes a forked worker as clean as a spawned one (see the class docstring). corral
+        does the same for the workers it starts itself, between fork and exec (ChildSetup, in
+        its posix spawner); a change to one belongs in the other, and
+        test_forkserver.py::test_forked_and_spawned_workers_start_equally_clean compares
+        them."""
         deadline = time.monotonic() + ADOPTION_WAIT
         while os.getppid() != self.corral:  # the middle process is on its way out
             if time.monotonic() > deadline:
@@ -510,8 +742,6 @@ class Template:
         if self.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0 or os.getppid() != self.corral:
             os._exit(1)
         os.setpgid(0, 0)
-        if self.worker_name:
-            self.prctl(PR_SET_NAME, self.worker_name)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         self.control.sock.close()
         start = 0
@@ -522,40 +752,59 @@ class Template:
         os.closerange(start, os.sysconf("SC_OPEN_MAX"))
 
 
-async def placeholder_app(scope, receive, send):
-    """What the template gives uvicorn.Config.load() to import everything else; never called."""
+def retitle(title, name):
+    """Shows this process as `name` (its comm: ps -o comm, top, pgrep) and `title` (its command
+    line: ps aux, top -c, htop), rather than as python3 with the whole shim for arguments."""
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(PR_SET_NAME, name)
+        with open("/proc/self/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        # arg_start and arg_end: fields 48 and 49 of proc(5), where the state is field 3.
+        start, end = int(fields[45]), int(fields[46])
+    except (ImportError, OSError, AttributeError, ValueError, IndexError):
+        return  # no ctypes or no /proc: the title is a convenience
+    size = end - start
+    if start == 0 or size < 3:
+        return
+    text = title.encode("utf-8", "replace")[:size - 2].decode("utf-8", "ignore").encode()
+    # The argument area (argv's strings, which the interpreter has copied by now) gets the
+    # title, NULs, and a last byte that is not NUL: the kernel then takes the area for a title
+    # set by setproctitle(3) and shows it up to its first NUL as the command line
+    # (fs/proc/base.c, get_mm_cmdline and get_mm_proctitle; Linux 4.18 had dropped that case,
+    # commit d26d0cd97c88 "/proc/<pid>/cmdline: add back the setproctitle() special case"
+    # restored it in 2019). Otherwise it would show the title followed by empty arguments.
+    # A forked worker inherits the template's area, title included, and retitles its copy.
+    ctypes.memmove(start, text + bytes(size - len(text) - 1) + b" ", size)
 
 
 def serve(settings, control):
     """Runs one worker to the end (sys.exit with its status)."""
+    retitle(f"corral worker {settings.get('slot', '?')}: {settings.get('app', '')}", WORKER_NAME)
     socks = open_sockets(settings.get("sockets", []), control)
     uvicorn = import_uvicorn(control)
     sys.path.insert(0, os.path.abspath(settings.get("app_dir", ".")))
-
-    worker = Worker(control, settings.get("heartbeat_interval") or 0,
-                    settings.get("max_requests"))
-    worker.config = make_config(uvicorn, settings, worker, control)  # configures logging
-    worker.logs.capture()
-    worker.server = make_server(uvicorn, worker.config)
-    control.send("STATUS", f"booting {settings['app']} with uvicorn {uvicorn.__version__} "
-                           f"on Python {sys.version.split()[0]}")
-    leave(worker.run(socks))
+    internals = Internals(uvicorn)
+    try:
+        internals.check()
+        worker = Worker(internals, settings, control)
+        control.send("STATUS", f"booting {settings['app']} with uvicorn {uvicorn.__version__} "
+                               f"on Python {sys.version.split()[0]}")
+        status = worker.run(socks)
+    except ConfigError as exc:
+        control.fail("CONFIG_ERROR", str(exc), EXIT_CONFIG_ERROR)
+    leave(status)
 
 
 def leave(status):
     """Ends the worker as the interpreter would, but for its teardown: the app's non-daemon
     threads are joined and its atexit handlers run (flushing logs and exporters), then the
-    process exits. The teardown frees every object one by one, which in a forked worker means
-    writing to, and so copying, the pages it shares with the template: 15-20 ms of CPU taken
-    from the workers serving beside it, for memory the kernel frees at exit anyway (measured
-    with bench/app.py and uvicorn 0.17.6). multiprocessing ends its forked children with
-    os._exit too, without even the atexit handlers."""
-    shutdown_threads = getattr(threading, "_shutdown", None)
-    run_exit_functions = getattr(atexit, "_run_exitfuncs", None)
-    if shutdown_threads is None or run_exit_functions is None:
-        sys.exit(status)  # an interpreter without these: the usual way
-    shutdown_threads()
-    run_exit_functions()
+    process exits. The teardown would free every object one by one, which in a forked worker
+    means writing to, and so copying, the pages it shares with the template: CPU taken from the
+    workers serving beside it, for memory the kernel frees at exit anyway. multiprocessing ends
+    its forked children with os._exit too, without even the atexit handlers."""
+    if not Internals.finish_interpreter():
+        sys.exit(status)  # an interpreter without the means: the usual way
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -566,16 +815,16 @@ def leave(status):
 
 def main():
     faulthandler.enable()  # corral's SIGABRT to a hung worker then dumps every thread's stack
-    settings = read_settings()
+    settings, control_fd, template = read_settings()
     # Until uvicorn installs its handlers, a stop request simply ends the worker: nothing is
     # served yet, and an app's `except BaseException` cannot swallow a KeyboardInterrupt.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
     try:
-        control = Control(settings["control_fd"])
-    except (KeyError, TypeError, OSError) as exc:
-        die(f"no usable control channel in the settings: {exc!r}")
-    if settings.get("template"):
+        control = Control(control_fd)
+    except OSError as exc:
+        die(f"CORRAL_CONTROL_FD {control_fd} is no usable control channel: {exc}")
+    if template:
         # Returns only in each worker it forks, with that worker's settings and channel.
         settings, control = Template(settings, control).serve()
     serve(settings, control)

@@ -33,10 +33,15 @@ from pathlib import Path
 
 import pytest
 
+import uvicorn_under_test
+
 INTEGRATION_DIR = Path(__file__).resolve().parent
 REPO_ROOT = INTEGRATION_DIR.parents[1]
 CORRAL_BIN = os.environ.get("CORRAL_BIN", str(REPO_ROOT / "build" / "corral"))
-PYTHON = os.environ.get("CORRAL_TEST_PYTHON", "/usr/bin/python3")
+# The workers' interpreter: $CORRAL_TEST_PYTHON, or a wrapper of it whose workers import the
+# uvicorn in $CORRAL_TEST_UVICORN (see uvicorn_under_test.py).
+PYTHON = uvicorn_under_test.interpreter(os.environ.get("CORRAL_TEST_PYTHON", "/usr/bin/python3"),
+                                        os.environ.get("CORRAL_TEST_UVICORN"))
 
 # Deadlines are generous on purpose: a deadline only bounds how long a *failing* test takes.
 STARTUP_DEADLINE = 30.0
@@ -559,7 +564,9 @@ class Corral:
         """SIGKILLs corral, everything below it or in its session, and every worker it logged."""
         victims = _descendants_and_session(self.pid) if self.proc else set()
         for pid in self.host_worker_pids():
-            if pid_alive(pid) and any("python" in part for part in _cmdline(pid)[:1]):
+            # A worker shows its title (worker/shim.py, retitle) once it has started.
+            if pid_alive(pid) and any("python" in part or part.startswith("corral worker ")
+                                      for part in _cmdline(pid)[:1]):
                 victims.add(pid)
         if self.proc and self.running:
             victims.add(self.pid)

@@ -6,6 +6,7 @@ import re
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 
 import pytest
@@ -107,6 +108,49 @@ def test_interpreter_without_uvicorn_exits_2(corral, tmp_path):
     output = c.stderr_text()
     assert output.lower().count("no module named 'uvicorn'") <= 1, (
         "the interpreter problem must be reported once, not once per worker")
+
+
+# A uvicorn that lacks an internal the worker shim relies on (worker/shim.py, class Internals):
+# a copy of the interpreter's own uvicorn with its source changed, as a future release might.
+# (source file, pattern, replacement, what corral's message must name). The last one can only be
+# seen once the server has started, after the app's lifespan startup.
+MISSING_INTERNALS = [
+    pytest.param("server.py", r"\n\s*self\.total_requests = 0\n", "\n",
+                 "total_requests", id="server-state-attribute"),
+    pytest.param("server.py", r"async def startup\(self, sockets", "async def startup(self, socks",
+                 "uvicorn.Server.startup", id="startup-signature"),
+    pytest.param("server.py", r"self\.servers\b", "self.asyncio_servers",
+                 "uvicorn.Server.servers", id="attribute-set-by-startup"),
+]
+
+
+@pytest.mark.parametrize("source, pattern, replacement, internal", MISSING_INTERNALS)
+def test_uvicorn_without_an_internal_the_worker_needs_exits_2(corral, tmp_path, source, pattern,
+                                                               replacement, internal):
+    found = subprocess.run(
+        [PYTHON, "-c", "import os, uvicorn; print(os.path.dirname(uvicorn.__file__)); "
+                       "print(uvicorn.__version__)"],
+        capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    original, version = found[0], found[1]
+    site = tmp_path / "site"
+    shutil.copytree(original, site / "uvicorn", ignore=shutil.ignore_patterns("__pycache__"))
+    path = site / "uvicorn" / source
+    text, changed = re.subn(pattern, replacement, path.read_text())
+    assert changed, f"the test no longer finds {pattern!r} in uvicorn {version}'s {source}"
+    path.write_text(text)
+    # First on PYTHONPATH: the interpreter's own uvicorn stays installed, as in a virtualenv
+    # upgraded to a release corral does not know.
+    wrapper = tmp_path / "python-with-changed-uvicorn"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={site} exec {PYTHON} "$@"\n')
+    wrapper.chmod(0o755)
+
+    c = corral.run(python=str(wrapper), workers=2, timeout=30)
+    line = check_message(c, USAGE, [internal, f"uvicorn {version}"], one_line=False)
+    print("message:", line)
+    naming = [line for line in c.stderr_text().splitlines() if internal in line]
+    assert len(naming) == 1, f"the missing internal must be reported once: {naming}"
+    assert re.search(r"(?i)install|upgrade|use a", line), f"the message says what to do: {line}"
+    assert not c.find_log(r"worker \d+ ready"), "a worker served without the internal"
 
 
 def test_address_in_use_exits_1(corral):

@@ -4,18 +4,23 @@ imported uvicorn, forks new workers, which are then corral's own children like a
 
 The hygiene every worker gets whichever way it started (signal sets, descriptors, a SIGKILLed
 corral) is checked for forked workers by the tests of test_process_options.py and
-test_shutdown.py, parametrized with Corral.fork_workers(). Here: what is the template's own.
+test_shutdown.py, parametrized with Corral.fork_workers(). Here: what is the template's own, and
+a side-by-side comparison of a forked worker with a spawned one, since two pieces of code make
+them clean (the shim's Template.become_worker, and ChildSetup in corral's posix spawner).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
-from conftest import (EVENT_DEADLINE, _proc_stat, children_of, is_worker_template, metric,
-                      pid_alive, wait_template, wait_until)
+import pytest
+
+from conftest import (EVENT_DEADLINE, _proc_stat, children_of, fd_targets, is_worker_template,
+                      metric, pid_alive, wait_template, wait_until)
 
 
 def templates_of(c) -> list[int]:
@@ -30,7 +35,7 @@ def test_forked_workers_are_corrals_children_each_in_its_own_group(corral):
         fields = _proc_stat(pid)
         assert int(fields[1]) == c.pid, f"worker {pid}'s parent is {fields[1]}, not corral"
         assert int(fields[2]) == pid, f"worker {pid} is in process group {fields[2]}"
-        assert Path(f"/proc/{pid}/comm").read_text().strip() == "python3"
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == "corral-worker"
     assert int(_proc_stat(template)[2]) == template, "the template has its own group"
     pids = {int(c.get("/pid").text) for _ in range(40)}
     assert pids <= set(forked.values()) and pids, f"served by {pids}, forked {forked}"
@@ -106,3 +111,68 @@ def test_a_template_that_does_not_answer_is_replaced_and_the_worker_starts_afres
     forked = c.fork_workers()  # a new template takes over
     assert wait_template(c) != stuck
     assert all(pid_alive(pid) for pid in forked.values())
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_workers_and_the_template_show_short_titles(corral, method):
+    """ps aux, top -c and htop show a worker as `corral worker <slot>: <app>` and the template
+    as `corral template: <app>`, not as python3 with the whole shim for arguments, so that
+    `ps aux | grep <app>` finds them; their process names (comm) are corral-worker and
+    corral-template."""
+    app = "apps.basic:app"
+    c = corral.start("--no-access-log", "--start-method", method, app=app, workers=2)
+    workers = c.fork_workers() if method == "forkserver" else c.worker_pids()
+    expected = {pid: (f"corral worker {slot}: {app}", "corral-worker")
+                for slot, pid in workers.items()}
+    if method == "forkserver":
+        expected[wait_template(c)] = (f"corral template: {app}", "corral-template")
+    else:
+        assert not templates_of(c)
+    for pid, (title, name) in expected.items():
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert cmdline == title.encode() + b"\0", f"pid {pid}: cmdline {cmdline[:200]!r}"
+        assert Path(f"/proc/{pid}/comm").read_text().strip() == name
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid=,comm=,args="], capture_output=True, text=True,
+                        timeout=30, check=True).stdout
+    found = {int(line.split()[0]): line.split(None, 2)[1:]
+             for line in ps.splitlines() if app in line}
+    print("ps lines naming the app:", found)
+    for pid, (title, name) in expected.items():
+        assert found.get(pid) == [name, title], f"ps shows pid {pid} as {found.get(pid)}"
+
+
+def hygiene(c, pid: int) -> dict:
+    """What a clean worker starts with, as comparable values: signal sets, descriptors (by kind,
+    stdio as corral's own), parent-death signal, process group, parent."""
+    status = dict(line.split(":", 1) for line in
+                  Path(f"/proc/{pid}/status").read_text().splitlines())
+    corral_stdio = {fd: target for fd, target in fd_targets(c.pid).items() if fd <= 2}
+    descriptors = []
+    for fd, target in fd_targets(pid).items():  # before any request: no connection is open
+        if fd <= 2:
+            descriptors.append(f"{fd}: corral's" if corral_stdio.get(fd) == target else target)
+        else:
+            descriptors.append(target.split(":[", 1)[0] if target[:7] in ("socket:", "pipe:[")
+                               else target)
+    fields = _proc_stat(pid)
+    return {
+        "blocked": status["SigBlk"].strip(),
+        "ignored": status["SigIgn"].strip(),
+        "caught": status["SigCgt"].strip(),
+        "descriptors": sorted(descriptors),
+        "parent-death signal": int(c.get("/pdeathsig").text),
+        "own process group": int(fields[2]) == pid,
+        "parent is corral": int(fields[1]) == c.pid,
+    }
+
+
+def test_forked_and_spawned_workers_start_equally_clean(corral):
+    forked_corral = corral.start("--no-access-log", workers=1)
+    forked = hygiene(forked_corral, forked_corral.fork_workers()[0])
+    spawned_corral = corral.start("--no-access-log", "--start-method", "spawn", workers=1)
+    spawned = hygiene(spawned_corral, spawned_corral.worker_pids()[0])
+    print(f"forked:  {forked}\nspawned: {spawned}")
+    assert forked == spawned
+    assert int(forked["blocked"], 16) == 0
+    assert forked["parent-death signal"] == signal.SIGKILL
+    assert forked["own process group"] and forked["parent is corral"]

@@ -203,3 +203,46 @@ def test_no_process_of_corral_outlives_it(corral):
     assert rc == 0, f"exit code {rc}; log:\n{c.tail()}"
     assert c.find_log(r"worker 0 exited .* \(drained\)", after=mark), c.tail()
     assert "left behind" not in c.stderr_text(), c.stderr_text()
+
+
+def test_sigterm_while_the_app_imports_ends_the_workers_at_once(corral, tmp_path):
+    """Until uvicorn handles SIGTERM, its default action ends a booting worker: nothing is
+    served yet, so neither corral's drain nor the worker waits for an import that would take
+    a minute."""
+    c = corral.start("--graceful-timeout", "30s", app="apps.slow_import:app", workers=2,
+                     env={"SLOW_IMPORT_DIR": str(tmp_path)}, wait_ready=False)
+    try:
+        c.wait_for_log(r"worker 1 spawned")
+        workers = list(c.worker_pids().values())
+        wait_until(lambda: all((tmp_path / f"importing.{pid}").exists() for pid in workers),
+                   EVENT_DEADLINE, "both workers to be importing the app")
+        mark = c.mark()
+        c.send_signal(signal.SIGTERM)
+        assert c.wait_exit() == 0, c.tail()
+        for pid in workers:
+            line = c.wait_for_log(rf"worker \d+ exited \(pid {pid}\): .*", after=mark).group(0)
+            assert EXITED.search(line)["how"] == "killed by SIGTERM", line
+    finally:
+        (tmp_path / "release").touch()
+
+
+def test_a_stopping_worker_joins_the_apps_threads_then_runs_its_atexit_handlers(corral,
+                                                                                 tmp_path):
+    """Workers end with os._exit (worker/shim.py, leave) after doing what the interpreter's own
+    exit would: join the app's non-daemon threads, then run its atexit handlers."""
+    hooks = tmp_path / "exit-hooks"
+    hooks.touch()
+    c = corral.start("--graceful-timeout", "20s", app="apps.exit_hooks:app", workers=2,
+                     env={"EXIT_HOOKS_FILE": str(hooks)})
+    workers = set(c.worker_pids().values())
+    mark = c.mark()
+    c.send_signal(signal.SIGTERM)
+    assert c.wait_exit() == 0, c.tail()
+    for pid in workers:
+        line = c.wait_for_log(rf"worker \d+ exited \(pid {pid}\): .*", after=mark).group(0)
+        assert EXITED.search(line)["how"] == "exit code 0", line
+    notes = [line.split() for line in hooks.read_text().splitlines()]
+    print("exit hooks:", notes)
+    for pid in workers:
+        mine = [what for what, who in notes if who == str(pid)]
+        assert mine == ["thread", "atexit"], f"worker {pid} at its exit: {mine}"

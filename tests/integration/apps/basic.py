@@ -6,13 +6,17 @@ GET /sleep?s=N sleeps N seconds without blocking the event loop, then `slept <pi
 GET /block?s=N blocks the event loop for N seconds (a hung worker, as corral sees it)
 GET /env       the worker's environment, as JSON
 GET /fds       the worker's open file descriptors, as a JSON list of numbers
+GET /pdeathsig the worker's parent-death signal, prctl(PR_GET_PDEATHSIG) (0: none)
 """
 
 import asyncio
+import ctypes
 import json
 import os
 import time
 from urllib.parse import parse_qs
+
+PR_GET_PDEATHSIG = 2  # <linux/prctl.h>
 
 
 async def app(scope, receive, send):
@@ -57,8 +61,17 @@ async def http(scope, send):
     elif path == "/fds":
         fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
         await respond(send, 200, json.dumps(fds), "application/json")
+    elif path == "/pdeathsig":
+        await respond(send, 200, str(parent_death_signal()))
     else:
         await respond(send, 404, "not found")
+
+
+def parent_death_signal():
+    signal_number = ctypes.c_int()
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_GET_PDEATHSIG, ctypes.byref(signal_number)):
+        raise OSError(ctypes.get_errno(), "prctl(PR_GET_PDEATHSIG)")
+    return signal_number.value
 
 
 async def respond(send, status, text, content_type="text/plain; charset=utf-8"):
