@@ -84,18 +84,10 @@ command -v wrk >/dev/null || die "wrk is not on PATH"
 if [[ ! -x $CORRAL ]]; then
   [[ $CORRAL == "$ROOT/build/corral" ]] || die "BENCH_CORRAL=$CORRAL is not an executable"
   command -v cmake >/dev/null || die "cmake is needed to build corral"
-  # Others edit the tree concurrently: a broken build may be fixed a minute later.
-  tries=${BENCH_BUILD_TRIES:-3}
-  for ((i = 1; ; i++)); do
-    say "building corral (try $i of $tries)"
-    if cmake -S "$ROOT" -B "$ROOT/build" -DCORRAL_WERROR=ON >/dev/null \
-       && cmake --build "$ROOT/build" -j2 --target corral >/dev/null; then
-      break
-    fi
-    ((i < tries)) || die "building corral failed $tries times"
-    say "build failed; retrying in 60 s"
-    sleep 60
-  done
+  say "building corral"
+  cmake -S "$ROOT" -B "$ROOT/build" -DCORRAL_WERROR=ON >/dev/null \
+    && cmake --build "$ROOT/build" -j2 --target corral >/dev/null \
+    || die "building corral failed; run cmake --build build to see why"
   [[ -x $CORRAL ]] || die "the build did not produce $CORRAL"
 fi
 

@@ -8,26 +8,25 @@ namespace corral {
 
 /// The supervisor's states; supervisor.cpp holds what every event does in each of them.
 ///
-///          start()              all READY
-///   (new) --------> Starting ------------------> Running <-------------+
-///                    |    |                       |  ^                  | SIGHUP: restart the roll
-///                    |    | SIGHUP         SIGHUP |  | roll done, or    |
-///                    |    +------------------+    v  | new code failed  |
-///                    |                       +-> Reloading ------------+
-///                    |                            |
-///                    | SIGTERM (from any of the three)
-///                    |   --drain-delay > 0:  DrainDelay --(delay over)--+
-///                    |   otherwise: ------------------------------------+-> DrainGate
-///                    |                                                        | queues empty
-///                    |                                                        v
-///                    |                                                     DrainStop
-///                    | SIGINT/SIGQUIT, or SIGTERM again while draining:       |
-///                    |   ------------------------------------> DrainQuick     |
-///                    | boot failure; DrainQuick's SIGINT/SIGTERM;  |          |
-///                    | a drain deadline: ---------------------> DrainKill <---+ (deadline)
-///                    v                                             |
-///    every Drain* state once its last worker is reaped (DrainDelay waits out its delay first)
-///                                   --> Stopped --> Hooks::on_stopped(exit code)
+///              start()           all READY          roll done, or new code failed
+///     (new) ----------> Starting ----------> Running <-----------------------------+
+///                          |                    | SIGHUP                          |
+///                          | SIGHUP             v                                 |
+///                          +-------------> Reloading ----------------------------->+
+///                                            ^    | SIGHUP: the roll restarts
+///                                            +----+
+///
+///   Starting, Running, Reloading:
+///     SIGTERM, --drain-delay > 0 --> DrainDelay --(delay over)--> DrainGate
+///     SIGTERM, no drain delay -----------------------------------> DrainGate
+///     SIGINT, SIGQUIT ---------------------------------------------> DrainQuick
+///     a first boot fails -------------------------------------------> DrainKill
+///   DrainGate --(listen queues empty, or no worker left)--> DrainStop
+///   DrainDelay, DrainGate, DrainStop --(SIGTERM, SIGINT, SIGQUIT)--> DrainQuick
+///   DrainQuick --(SIGTERM, SIGINT, SIGQUIT)--> DrainKill
+///   DrainGate, DrainStop, DrainQuick --(the drain's deadline)--> DrainKill
+///   DrainGate, DrainStop, DrainQuick, DrainKill --(last worker reaped)--> Stopped
+///     --> Hooks::on_stopped(exit code)
 enum class State : std::uint8_t {
   Starting,    ///< the first workers boot (after the spawner prepares their generation)
   Running,     ///< every slot has a READY worker of the current generation
