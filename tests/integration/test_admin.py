@@ -179,35 +179,23 @@ def test_bad_requests_get_4xx_and_do_not_disturb_supervision(corral):
 
 
 def test_many_admin_connections_do_not_block_supervision(corral):
-    """Idle connections up to and beyond any cap: /healthz keeps answering on a fresh
-    connection once they are gone, and corral stays up."""
+    """Idle connections beyond the session cap: /healthz keeps answering on a fresh connection
+    while they are held (each new connection takes the place of the oldest idle one), and
+    corral stays up."""
     c = corral.start(workers=1)
     admin = c.admin_port
     idle = []
     try:
         for _ in range(200):
-            try:
-                idle.append(socket.create_connection(("127.0.0.1", admin), timeout=5))
-            except OSError:
-                break
-        started = time.monotonic()
-        # A fresh probe may be refused while over the cap; it must never hang corral.
+            idle.append(socket.create_connection(("127.0.0.1", admin), timeout=5))
+        resp = c.admin("/healthz", timeout=5)
+        print(f"{len(idle)} idle connections held; /healthz in {resp.elapsed * 1000:.1f} ms")
+        assert resp.status == 200 and resp.elapsed < PROBE_TIMEOUT, resp
         assert c.running
     finally:
         for sock in idle:
             sock.close()
-    resp = wait_until(lambda: _try_admin(c), EVENT_DEADLINE, "/healthz after idle connections")
-    print(f"{len(idle)} idle connections opened; /healthz answered "
-          f"{time.monotonic() - started:.3f} s after")
-    assert resp.status == 200
     assert c.get("/").status == 200
-
-
-def _try_admin(c):
-    try:
-        return c.admin("/healthz", timeout=2)
-    except OSError:
-        return None
 
 
 def test_min_ready_lowers_what_ready_needs(corral):
