@@ -30,7 +30,7 @@ PosixSpawner::PosixSpawner(boost::asio::io_context& io, Clock& clock, WorkerSpec
       inherited_fds_(std::move(inherited_fds)),
       user_(std::move(user)),
       use_template_(use_template),
-      reaper_(io, [this](Pid pid, ExitStatus status) { onReaped(pid, status); }) {
+      reaper_(io, [this](Pid pid, const ExitStatus& status) { onReaped(pid, status); }) {
 }
 
 PosixSpawner::~PosixSpawner() {
@@ -159,7 +159,7 @@ void PosixSpawner::templatesGone() {
   if (auto done = std::exchange(templates_gone_, nullptr)) done();
 }
 
-bool PosixSpawner::templateExited(Pid pid, ExitStatus status) {
+bool PosixSpawner::templateExited(Pid pid, const ExitStatus& status) {
   if (template_pids_.erase(pid) == 0) return false;
   if (template_pids_.empty() && templates_gone_) templatesGone();
   if (template_ && template_->pid() == pid) {
@@ -225,6 +225,7 @@ void PosixSpawner::onReaped(Pid pid, ExitStatus status) {
   if (it != channels_.end()) {
     readPending(pid, *it->second);  // a last message (a boot error, say) comes before the exit
     channels_.erase(it);
+    if (status.signaledBy(SIGKILL)) status.oom_killed = oom_.claim();
     // What the worker started in its own process group (a subprocess, a pool) must not outlive
     // it: corral may be a plain child of a shell, where nothing else would collect it. The
     // group id is still the worker's: it was reaped a moment ago, on this same thread.

@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "process/oom_watch.hpp"
 #include "process/reaper.hpp"
 #include "process/worker_specs.hpp"
 #include "process/worker_template.hpp"
@@ -65,7 +66,7 @@ class PosixSpawner final : public ProcessSpawner {
   void retireTemplate();
   void dropTemplate();
   /// True if `pid` was a template, which is nothing the Supervisor needs to know about.
-  bool templateExited(Pid pid, ExitStatus status);
+  bool templateExited(Pid pid, const ExitStatus& status);
   void templatesGone();
 
   void watch(Pid pid, Channel& channel);
@@ -88,6 +89,7 @@ class PosixSpawner final : public ProcessSpawner {
   std::optional<int> failed_template_generation_;  ///< its template never got ready
   std::function<void()> templates_gone_;           ///< stopTemplates' `done`, until then
   std::unique_ptr<Timer> templates_wait_;
+  OomWatch oom_;
   Reaper reaper_;
 };
 

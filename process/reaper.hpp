@@ -18,7 +18,7 @@ namespace corral {
 /// for the same zombie, and the loser sees ECHILD where an exit status should be.
 class Reaper {
  public:
-  using OnExit = std::function<void(Pid, ExitStatus)>;
+  using OnExit = std::function<void(Pid, const ExitStatus&)>;
 
   /// Must exist before the first child is spawned, so no SIGCHLD is missed.
   Reaper(boost::asio::io_context& io, OnExit on_exit);

@@ -33,7 +33,7 @@ Event Event::worker(EventKind kind, Pid pid, std::string why) {
   return event;
 }
 
-Event Event::workerExited(Pid pid, ExitStatus status) {
+Event Event::workerExited(Pid pid, const ExitStatus& status) {
   Event event{EventKind::WorkerExited};
   event.pid = pid;
   event.status = status;

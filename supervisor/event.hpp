@@ -48,7 +48,7 @@ struct Event {
   int generation = -1;  ///< GenerationPrepared
 
   static Event worker(EventKind kind, Pid pid, std::string why = {});
-  static Event workerExited(Pid pid, ExitStatus status);
+  static Event workerExited(Pid pid, const ExitStatus& status);
   static Event signal(EventKind kind, std::string why, int exit_code = 0);
   static Event respawnDue(int slot);
   static Event generationPrepared(int generation);

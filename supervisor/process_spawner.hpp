@@ -38,7 +38,7 @@ class ChildEvents {
   /// One control message from a worker (see worker/PROTOCOL.md).
   virtual void onChildMessage(Pid pid, std::string_view message) = 0;
   /// A child was reaped: a worker, or an orphan that was reparented to corral.
-  virtual void onChildExit(Pid pid, ExitStatus status) = 0;
+  virtual void onChildExit(Pid pid, const ExitStatus& status) = 0;
 };
 
 /// The seam between the supervisor and real processes, so that the state machine runs against a

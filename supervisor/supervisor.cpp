@@ -227,7 +227,7 @@ void Supervisor::onChildMessage(Pid pid, std::string_view datagram) {
   }
 }
 
-void Supervisor::onChildExit(Pid pid, ExitStatus status) {
+void Supervisor::onChildExit(Pid pid, const ExitStatus& status) {
   if (pool_.find(pid) == nullptr) {
     // Reparented to corral (a worker's double-forked child, say): reaped, never a worker.
     ++metrics_.orphans_reaped;

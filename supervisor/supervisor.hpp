@@ -109,7 +109,7 @@ class Supervisor final : public ChildEvents {
   void handle(const Event& event);
 
   void onChildMessage(Pid pid, std::string_view message) override;
-  void onChildExit(Pid pid, ExitStatus status) override;
+  void onChildExit(Pid pid, const ExitStatus& status) override;
 
   State state() const { return state_; }
   SupervisorStatus status() const;
@@ -144,9 +144,9 @@ class Supervisor final : public ChildEvents {
   void stopWorker(Worker& worker, StopCause cause, int signo, bool whole_group);
   void retireWorker(Worker& worker, StopCause cause);
   Worker collect(const Event& exit);
-  void respawnAfter(const Worker& worker, ExitStatus status);
-  bool isBootFailure(const Worker& worker, ExitStatus status) const;
-  void failBoot(const Worker& worker, ExitStatus status);
+  void respawnAfter(const Worker& worker, const ExitStatus& status);
+  bool isBootFailure(const Worker& worker, const ExitStatus& status) const;
+  void failBoot(const Worker& worker, const ExitStatus& status);
   bool slotNeedsWorker(int slot) const;
   void scheduleRespawn(int slot, std::optional<TimePoint> ready_at);
   void revive(int slot);
@@ -169,7 +169,7 @@ class Supervisor final : public ChildEvents {
   void supersede(Worker& successor);
   void replace(const Event& event);
   void onSuccessorReady(Worker& successor);
-  void onSuccessorFailed(const Worker& successor, ExitStatus status);
+  void onSuccessorFailed(const Worker& successor, const ExitStatus& status);
   void grow();
   void shrink();
   void checkMemory();

@@ -106,7 +106,7 @@ void Supervisor::onSuccessorReady(Worker& successor) {
 
 // The old worker keeps serving (recycling asks again at its next limit check), unless it went
 // meanwhile: then the slot is empty, and refilled as after a crash.
-void Supervisor::onSuccessorFailed(const Worker& successor, ExitStatus status) {
+void Supervisor::onSuccessorFailed(const Worker& successor, const ExitStatus& status) {
   if (state_ == State::Reloading && successor.generation == generation_) {
     abortRoll(successor.error.empty()
                   ? fmt::format("the new worker ended with {} before it was ready", status.str())

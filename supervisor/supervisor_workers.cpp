@@ -136,7 +136,8 @@ void Supervisor::retireWorker(Worker& worker, StopCause cause) {
 
 namespace {
 
-std::string_view exitReason(const Worker& worker, ExitStatus status) {
+std::string_view exitReason(const Worker& worker, const ExitStatus& status) {
+  if (status.oom_killed) return "oom";  // whatever corral had asked, the kernel came first
   switch (worker.cause) {
     case StopCause::Hung: return "hung";
     case StopCause::StartupTimeout: return "startup-timeout";
@@ -171,7 +172,7 @@ Worker Supervisor::collect(const Event& exit) {
 // The respawn policy, in one place: a first boot that fails ends corral; a replacement that
 // fails ends its roll or leaves the old worker serving; any other slot left empty is refilled,
 // at once for a worker corral replaced itself, with backoff for a crash.
-void Supervisor::respawnAfter(const Worker& worker, ExitStatus status) {
+void Supervisor::respawnAfter(const Worker& worker, const ExitStatus& status) {
   if (isBootFailure(worker, status)) return failBoot(worker, status);
   if (worker.succession && !worker.ready_at) {
     onSuccessorFailed(worker, status);
@@ -191,12 +192,12 @@ void Supervisor::respawnAfter(const Worker& worker, ExitStatus status) {
 // Only the first boot of a run can fail the whole run: once any worker has served, a worker
 // that cannot start again is respawned with backoff (a database down for a minute should not
 // stop the service), and new code that cannot boot on reload leaves the old code serving.
-bool Supervisor::isBootFailure(const Worker& worker, ExitStatus status) const {
+bool Supervisor::isBootFailure(const Worker& worker, const ExitStatus& status) const {
   if (ever_ready_ || worker.cause != StopCause::None) return false;
   return !worker.error.empty() || status.exitedWith(kExitBootFailure);
 }
 
-void Supervisor::failBoot(const Worker& worker, ExitStatus status) {
+void Supervisor::failBoot(const Worker& worker, const ExitStatus& status) {
   exit_code_ = worker.config_error ? kExitUsage : kExitBootFailure;
   if (worker.config_error) {
     spdlog::error("--python {}: {}", config_.python, worker.error);

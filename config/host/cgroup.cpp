@@ -310,4 +310,20 @@ CgroupLimit<std::uint64_t> cgroupMemoryLimit(const fs::path& root) {
                                       });
 }
 
+std::optional<fs::path> cgroupOomKillFile(const fs::path& root) {
+  Notes ignored;
+  const auto hierarchy = findHierarchy(root, "memory", ignored);
+  if (!hierarchy) return std::nullopt;
+  const fs::path file = hierarchy->version == 2 ? "memory.events" : "memory.oom_control";
+  return under(root, hierarchy->leaf / file);
+}
+
+std::optional<std::uint64_t> parseOomKills(std::string_view text) {
+  for (const auto line : split(text, '\n')) {
+    const auto fields = words(line);
+    if (fields.size() == 2 && fields[0] == "oom_kill") return parseInt<std::uint64_t>(fields[1]);
+  }
+  return std::nullopt;
+}
+
 }  // namespace corral

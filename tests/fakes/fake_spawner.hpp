@@ -61,7 +61,7 @@ class FakeSpawner final : public ProcessSpawner {
   }
 
   void message(Pid pid, std::string_view text) { events_->onChildMessage(pid, text); }
-  void exit(Pid pid, ExitStatus status) { events_->onChildExit(pid, status); }
+  void exit(Pid pid, const ExitStatus& status) { events_->onChildExit(pid, status); }
 
   std::vector<int> prepared;   ///< the generation of each prepare()
   bool defer_prepare = false;  ///< hold prepare()'s `ready` until finishPrepare()

@@ -263,3 +263,49 @@ def test_workers_auto_inside_a_cgroup_namespace(half_cpu_cgroup, corral):
     assert match.group(1) == "1", match.group(0)
     assert f"{QUOTA_US}/{PERIOD_US}" in match.group(2)
     assert len(c.spawns()) == 1
+
+
+@pytest.fixture
+def small_memory_cgroup():
+    """A v1 memory cgroup limited to 256 MiB, with swap out of the way, or a skip saying why."""
+    if os.geteuid() != 0:
+        pytest.skip("making a cgroup needs root")
+    mount = v1_mount("memory")
+    if mount is None:
+        pytest.skip("no cgroup v1 hierarchy with the memory controller is mounted")
+    try:
+        cgroup = V1Cgroup(mount, [("memory.limit_in_bytes", 256 * 1024 * 1024),
+                                  ("memory.swappiness", 0)])
+    except OSError as error:
+        pytest.skip(f"cannot make a memory cgroup under {mount}: {error}")
+    if "oom_kill " not in (cgroup.path / "memory.oom_control").read_text():
+        cgroup.remove()
+        pytest.skip("this kernel does not count OOM kills (Linux < 4.13)")
+    try:
+        yield cgroup
+    finally:
+        cgroup.remove()
+
+
+def test_a_worker_killed_by_the_oom_killer_is_logged_as_such(small_memory_cgroup, corral):
+    """A worker that outgrows the cgroup's memory limit dies by the kernel's SIGKILL: corral
+    says so, with the limit, rather than calling it a crash, and counts it as `oom`."""
+    c = corral.start(workers=1, app="apps.memory:app", wrapper=small_memory_cgroup.wrap())
+    victim = next(iter(c.worker_pids().values()))
+    mark = c.mark()
+    try:
+        c.get("/grow?mb=400", timeout=30)
+    except OSError:
+        pass  # the worker died under the request: that is the point
+    line = c.wait_for_log(rf"worker 0 exited \(pid {victim}\): .*", after=mark).group(0)
+    print(line)
+    assert ("killed by the kernel's OOM killer (cgroup memory limit 256Mi) (oom)" in line), line
+    c.wait_ready(1)
+    metrics = c.admin("/metrics").text
+    assert 'corral_worker_exits_total{reason="oom"} 1' in metrics, metrics
+    # A SIGKILL corral did not send and no OOM kill counted is still a crash.
+    victim = next(iter(c.worker_pids().values()))
+    mark = c.mark()
+    os.kill(victim, signal.SIGKILL)
+    line = c.wait_for_log(rf"worker 0 exited \(pid {victim}\): .*", after=mark).group(0)
+    assert line.endswith("killed by SIGKILL (crash)"), line

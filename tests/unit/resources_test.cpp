@@ -10,7 +10,9 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "config/host/cgroup.hpp"
 #include "config/size.hpp"
+#include "process/oom_watch.hpp"
 
 namespace fs = std::filesystem;
 
@@ -486,4 +488,39 @@ TEST_CASE("detection on this machine gives a sane count", "[unit][resources]") {
   CHECK(count.workers <= cpu.affinity_cpus);
   CHECK_THAT(count.explanation, Catch::StartsWith("auto: "));
   CHECK(count.explanation.find('\n') == std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// OOM kills
+
+TEST_CASE("OOM kills are counted in the memory cgroup's events file", "[unit][resources][oom]") {
+  CHECK(corral::parseOomKills("low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\noom_group_kill 0\n") == 2u);
+  CHECK(corral::parseOomKills("oom_kill_disable 0\nunder_oom 0\noom_kill 7\n") == 7u);
+  CHECK_FALSE(corral::parseOomKills("oom_kill_disable 0\nunder_oom 0\n"));  // before Linux 4.13
+  CHECK_FALSE(corral::parseOomKills("oom_kill lots\n"));
+
+  const FixtureRoot v2;
+  cgroupV2(v2, "/app");
+  CHECK(corral::cgroupOomKillFile(v2.path()) == v2.path() / "sys/fs/cgroup/app/memory.events");
+  const FixtureRoot v1;
+  cgroupV1Hybrid(v1, "/docker/c1");
+  CHECK(corral::cgroupOomKillFile(v1.path()) ==
+        v1.path() / "sys/fs/cgroup/memory/docker/c1/memory.oom_control");
+}
+
+TEST_CASE("OomWatch explains one SIGKILL per kill counted since it started",
+          "[unit][resources][oom]") {
+  const FixtureRoot root;
+  cgroupV2(root, "/app");
+  root.write("/sys/fs/cgroup/app/memory.max", "536870912\n");
+  const auto events = [&](int kills) {
+    root.write("/sys/fs/cgroup/app/memory.events", "oom 1\noom_kill " + std::to_string(kills));
+  };
+  events(4);  // kills before corral started are nobody's business now
+  corral::OomWatch watch(root.path());
+  CHECK_FALSE(watch.claim());
+  events(6);  // two workers killed at once
+  CHECK(watch.claim() == "cgroup memory limit 512Mi");
+  CHECK(watch.claim() == "cgroup memory limit 512Mi");
+  CHECK_FALSE(watch.claim());  // a third SIGKILL: a crash, or corral's own
 }
