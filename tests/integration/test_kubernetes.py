@@ -14,12 +14,14 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -260,17 +262,39 @@ def test_the_objects_point_at_each_other():
 # --------------------------------------------------------------------------------------------
 
 
+def _image() -> Path:
+    """What the container image would hold: corral and the test apps, in a folder the pod's
+    user can read wherever the checkout is (a checkout in /root is closed to it), and not under
+    /tmp, where the pod's emptyDir goes. Made once per test session, removed at its end."""
+    global _IMAGE
+    if _IMAGE is None:
+        top = Path(tempfile.mkdtemp(prefix="corral-image-", dir="/var/tmp"))
+        atexit.register(shutil.rmtree, top, ignore_errors=True)
+        shutil.copy2(CORRAL_BIN, top / "corral")
+        shutil.copytree(INTEGRATION_DIR / "apps", top / "app" / "apps",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for folder, _, files in os.walk(top):
+            os.chmod(folder, 0o755)
+            for name in files:
+                os.chmod(os.path.join(folder, name), 0o755 if name == "corral" else 0o644)
+        _IMAGE = top
+    return _IMAGE
+
+
+_IMAGE: Path | None = None
+
+
 def pod_command(template: PodTemplate, drain_delay: str | None = None) -> list[str]:
     """corral's command line from the manifest, as the container would run it, but: loopback
     and ports chosen by the kernel (read back from the log), the test app, Debian's python, and
     the drain delay scaled."""
     options, _ = flags(template.args)
-    command = [CORRAL_BIN]
+    command = [str(_image() / "corral")]
     for name, value in options.items():
         if name in ("bind", "admin-bind"):
             value = "127.0.0.1:0"
         elif name == "app-dir":
-            value = str(INTEGRATION_DIR)
+            value = str(_image() / "app")
         elif name == "drain-delay":
             value = drain_delay or f"{duration(value) * SCALE:g}s"
         command.append(f"--{name}={value}")
