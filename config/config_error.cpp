@@ -7,9 +7,9 @@ constexpr std::size_t kMaxEchoedChars = 200;
 
 }  // namespace
 
-std::string printable(std::string_view text) {
+std::string escapeControls(std::string_view text) {
   std::string out;
-  for (const char c : text.substr(0, kMaxEchoedChars)) {
+  for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
     if (byte < 0x20 || byte == 0x7f) {
       constexpr std::string_view kHex = "0123456789abcdef";
@@ -20,6 +20,11 @@ std::string printable(std::string_view text) {
       out += c;
     }
   }
+  return out;
+}
+
+std::string printable(std::string_view text) {
+  std::string out = escapeControls(text.substr(0, kMaxEchoedChars));
   if (text.size() > kMaxEchoedChars) out += "...";
   return out;
 }

@@ -6,10 +6,15 @@
 
 namespace corral {
 
+/// `text` with control characters (newlines among them) written as \xNN, so that it stays on
+/// one line.
+std::string escapeControls(std::string_view text);
+
 /// A bad flag, value or environment variable. what() is one line naming the input and saying
-/// what to do; main prints it and exits with kExitUsage.
+/// what to do; main prints it and exits with kExitUsage. Whatever fragment of the input a
+/// message quotes, it stays one line: control characters are escaped here.
 struct ConfigError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit ConfigError(std::string_view what) : std::runtime_error(escapeControls(what)) {}
 };
 
 /// Names a user's input the way they wrote it, so they can find it: a flag as `--workers 'abc'`,

@@ -19,7 +19,7 @@ PACKAGES=(
   g++ cmake make libboost1.81-dev libspdlog-dev libcli11-dev catch2
   python3 python3-uvicorn python3-fastapi python3-pytest
   curl procps util-linux systemd
-  python3-yaml python3-seccomp nodejs clang-format clang-tidy
+  python3-yaml python3-seccomp nodejs clang-format clang-tidy clang-14 libclang-rt-14-dev
 )
 
 install_packages() {
@@ -65,15 +65,18 @@ build() {
   cmake --build "$dir" -j "$JOBS"
 }
 
-# The whole suite twice: an optimised build, then one under AddressSanitizer and UBSan (Debug,
-# which compiles faster; the Python workers are not instrumented, corral is).
+# The whole suite twice: an optimised build (g++) with the lint, then one under AddressSanitizer
+# and UBSan (clang, Debug, which compiles faster) that also holds the libFuzzer targets, which
+# then fuzz for 30 s each. The Python workers are not instrumented; corral is.
 run_tests() {
   build "$BUILD"
   export CORRAL_NPM_DIR="$NPM_DIR"  # for the ASan build's run too
   ctest --test-dir "$BUILD" --output-on-failure -j "$JOBS"
   "$ROOT/tests/lint/tidy.sh" "$BUILD"
-  build "$BUILD-asan" -DCMAKE_BUILD_TYPE=Debug -DCORRAL_SANITIZE=address,undefined
-  ctest --test-dir "$BUILD-asan" --output-on-failure -j "$JOBS"
+  build "$BUILD-sanitize" -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
+    -DCORRAL_SANITIZE=address,undefined -DCORRAL_FUZZ=ON
+  ctest --test-dir "$BUILD-sanitize" --output-on-failure -j "$JOBS"
+  "$ROOT/tests/fuzz/run.sh" "$BUILD-sanitize" "${CORRAL_FUZZ_SECONDS:-30}"
 }
 
 case "${1:-}" in

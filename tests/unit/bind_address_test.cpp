@@ -138,3 +138,14 @@ TEST_CASE("BindAddress equality compares every field", "[unit][bind]") {
   CHECK_FALSE(unixSocket("/a") == unixSocket("/b"));
   CHECK_FALSE(inheritedFd(3) == inheritedFd(4));
 }
+
+TEST_CASE("A bind address error stays on one line, whatever part of it is quoted", "[unit][bind]") {
+  // Found by tests/fuzz/fuzz_values: the host part was quoted raw in the reason.
+  try {
+    (void)corral::parseBindAddress("tcpp0.\n.2:8", "--bind");
+    FAIL("no ConfigError");
+  } catch (const corral::ConfigError& e) {
+    CHECK(std::string_view(e.what()).find('\n') == std::string_view::npos);
+    CHECK_THAT(e.what(), Catch::Contains("'tcpp0.\\x0a.2' is not a numeric IP address"));
+  }
+}
