@@ -51,18 +51,18 @@ class AdminServer::Session : public std::enable_shared_from_this<Session> {
   }
 
   /// Ends the session now; its pending operations complete as cancelled.
-  void close() {
+  void close() noexcept {
     stopWaiting();
     if (closed_) return;
     closed_ = true;
     --registry_->open;
     boost::system::error_code ignored;
-    timer_.cancel();
+    timer_.cancel(ignored);
     socket_.close(ignored);
   }
 
  private:
-  void stopWaiting() {
+  void stopWaiting() noexcept {
     if (!waiting_) return;
     waiting_ = false;
     registry_->waiting.erase(place_);
