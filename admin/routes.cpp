@@ -22,10 +22,13 @@ std::string statusJson(const SupervisorStatus& s, const json::Object& extra = {}
   return json::write(body) + "\n";
 }
 
+// Liveness: corral's loop answers and it supervises. A slot without a worker is not a reason to
+// restart the pod: corral respawns it (after a backoff, if it keeps crashing), and /ready tells
+// the load balancer meanwhile; a liveness probe that failed on a crash loop would only add
+// restarts (Kubernetes advises against liveness checks that depend on what a restart does not
+// fix). Only a stopped corral, or one stopping with no worker left, is not alive.
 HttpResponse healthz(const SupervisorStatus& s) {
-  // While starting, corral is alive even before its first worker exists (the worker template
-  // boots first); a first boot that fails ends corral, with exit code 3.
-  const bool healthy = s.state == State::Starting || (s.state != State::Stopped && s.alive > 0);
+  const bool healthy = s.state != State::Stopped && (s.alive > 0 || !isStopping(s.state));
   return {healthy ? 200 : 503, "application/json", statusJson(s)};
 }
 

@@ -54,6 +54,7 @@ class Result:
     status: int | None = None
     body: bytes = b""
     detail: str = ""
+    local_port: int | None = None  # the client's port: which connection it was
 
     @property
     def pid(self) -> int | None:
@@ -208,6 +209,7 @@ class LoadGenerator:
 
     def _run(self, per_connection: int) -> None:
         sock: socket.socket | None = None
+        port: int | None = None
         reused = False
         carried = 0  # complete responses on the current connection
         request = (f"GET {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
@@ -220,11 +222,13 @@ class LoadGenerator:
                     return
                 try:
                     if sock is None:
-                        reused, carried = False, 0
+                        reused, carried, port = False, 0, None
                         sock = self._connect()
+                        port = sock.getsockname()[1]
                     status, body, keep = self._exchange(sock, request)
                     outcome = "ok" if 200 <= status < 300 else "status"
-                    self._record(Result(started, time.monotonic(), outcome, reused, status, body))
+                    self._record(Result(started, time.monotonic(), outcome, reused, status, body,
+                                        local_port=port))
                     carried += 1
                     if self.mode == "close" or not keep or 0 < per_connection <= carried:
                         sock.close()
@@ -237,7 +241,7 @@ class LoadGenerator:
                             and outcome in ("closed", "reset")):
                         outcome = "idle_close"
                     self._record(Result(started, time.monotonic(), outcome, reused,
-                                        detail=failure.detail))
+                                        detail=failure.detail, local_port=port))
                     if sock is not None:
                         sock.close()
                         sock = None

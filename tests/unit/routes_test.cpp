@@ -21,16 +21,19 @@ SupervisorStatus running(int ready, int alive, int target) {
   return s;
 }
 
-TEST_CASE("/healthz is 200 while a worker is alive or starting", "[unit][admin]") {
+TEST_CASE("/healthz is 200 while corral supervises, 503 once it stops", "[unit][admin]") {
   const Metrics m;
   CHECK(route("GET", "/healthz", running(0, 1, 2), m).status == 200);
   CHECK(route("GET", "/healthz", running(2, 2, 2), m).body ==
         "{\"state\":\"running\",\"workers\":{\"ready\":2,\"alive\":2,\"total\":2,\"required\":2},"
         "\"workers_reason\":\"auto: 2 workers from cgroup\"}\n");
-  CHECK(route("GET", "/healthz", running(0, 0, 2), m).status == 503);
+  // Every worker gone, respawns on their way (a backoff after repeated crashes): alive.
+  CHECK(route("GET", "/healthz", running(0, 0, 2), m).status == 200);
   SupervisorStatus draining = running(1, 1, 2);
   draining.state = State::DrainStop;
   CHECK(route("GET", "/healthz", draining, m).status == 200);
+  draining.alive = 0;  // stopping, and nothing left to stop: on its way out
+  CHECK(route("GET", "/healthz", draining, m).status == 503);
   SupervisorStatus stopped = running(0, 0, 2);
   stopped.state = State::Stopped;
   CHECK(route("GET", "/healthz", stopped, m).status == 503);
