@@ -6,11 +6,13 @@ import re
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 
 import pytest
 
-from conftest import CORRAL_BIN, PYTHON, STACK_TRACE
+from conftest import (CORRAL_BIN, PYTHON, STACK_TRACE, app_dir, unprivileged_corral_bin,
+                      world_readable_dir)
 
 USAGE = 2
 FAILURE = 1
@@ -139,12 +141,13 @@ def test_permission_denied_on_a_port_exits_1(corral):
         pytest.skip("setpriv (util-linux) is not installed: cannot drop to an unprivileged user")
     if os.geteuid() != 0:
         pytest.skip("the test must run as root to switch to nobody")
-    assert _readable_by_nobody(CORRAL_BIN), f"{CORRAL_BIN} must be executable by nobody"
+    binary = unprivileged_corral_bin()
+    assert _readable_by_nobody(binary), f"{binary} must be executable by nobody"
     unprivileged_start = int(open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read())
     if unprivileged_start <= 80:
         pytest.skip(f"net.ipv4.ip_unprivileged_port_start is {unprivileged_start}: "
                     "port 80 needs no privilege here")
-    c = corral.run(bind="127.0.0.1:80", timeout=15,
+    c = corral.run(bind="127.0.0.1:80", timeout=15, corral_bin=binary,
                    wrapper=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"])
     line = check_message(c, FAILURE, ["80"], one_line=False)
     assert re.search(r"(?i)permission|denied|privilege", line), line
