@@ -97,10 +97,8 @@ bool aclPermits(const std::vector<AclEntry>& acl, const struct stat& info, const
         }
         break;
       }
-      case kAclOther:
-        return !group_matched && (entry.perm & want) == want;
-      default:
-        break;
+      case kAclOther: return !group_matched && (entry.perm & want) == want;
+      default: break;
     }
   }
   return false;
@@ -215,8 +213,7 @@ void checkAppDirAccess(const Inputs& inputs, const Config& config) {
   if (!config.user) return;
   // As the shim does (os.path.abspath): against the working directory, lexically.
   std::error_code error;
-  std::string path =
-      std::filesystem::absolute(config.app_dir, error).lexically_normal().string();
+  std::string path = std::filesystem::absolute(config.app_dir, error).lexically_normal().string();
   if (error) return;
   if (path.size() > 1 && path.back() == '/') path.pop_back();
   const auto refused = findAccessDenial(path, *config.user);
@@ -234,10 +231,10 @@ void checkAppDirAccess(const Inputs& inputs, const Config& config) {
   const auto user = inputs.get("--user");
   const std::string who = user ? describeInput(user->source, user->text) : config.user->name;
   const std::string place = printable(refused->path);
-  const std::string remedy = refused->is_target ? "make it readable by " : "make " + place +
-                                                                               " searchable by ";
-  throw ConfigError(subject + ": " + who + " cannot read it: permission denied on " + place +
-                    " (" + modeString(refused->mode) + " " + userName(refused->owner) + ":" +
+  const std::string remedy =
+      refused->is_target ? "make it readable by " : "make " + place + " searchable by ";
+  throw ConfigError(subject + ": " + who + " cannot read it: permission denied on " + place + " (" +
+                    modeString(refused->mode) + " " + userName(refused->owner) + ":" +
                     groupName(refused->group) + "); " + remedy + printable(config.user->name) +
                     " or move the app");
 }

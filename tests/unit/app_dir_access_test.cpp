@@ -32,7 +32,9 @@ constexpr unsigned kStrangerGroup = 4245;
 constexpr unsigned kOtherGroup = 4246;
 constexpr unsigned kMember = 4247;
 
-bool runningAsRoot() { return ::geteuid() == 0; }
+bool runningAsRoot() {
+  return ::geteuid() == 0;
+}
 
 /// A tree of folders under /tmp (searchable by anyone, as /tmp is), owned by one user and
 /// group, removed with everything in it.
@@ -65,14 +67,14 @@ class Tree {
 
   /// Makes a folder (its parents must exist) with exactly `mode`; returns its path.
   std::string dir(const std::string& relative, unsigned mode) const {
-    const std::string made = path(relative);
+    std::string made = path(relative);
     REQUIRE(::mkdir(made.c_str(), 0700) == 0);
     own(made, mode);
     return made;
   }
 
   std::string link(const std::string& relative, const std::string& target) const {
-    const std::string made = path(relative);
+    std::string made = path(relative);
     REQUIRE(::symlink(target.c_str(), made.c_str()) == 0);
     if (runningAsRoot()) REQUIRE(::lchown(made.c_str(), owner_, group_) == 0);
     return made;
@@ -156,8 +158,8 @@ struct Acl {
 
 /// Sets the ACL; false when the filesystem has none.
 bool setAcl(const std::string& path, const Acl& acl) {
-  if (::setxattr(path.c_str(), "system.posix_acl_access", acl.bytes.data(), acl.bytes.size(),
-                 0) == 0) {
+  if (::setxattr(path.c_str(), "system.posix_acl_access", acl.bytes.data(), acl.bytes.size(), 0) ==
+      0) {
     return true;
   }
   INFO("setxattr system.posix_acl_access: errno " << errno);
@@ -285,8 +287,7 @@ TEST_CASE("findAccessDenial: symbolic links are followed as the kernel follows t
   SECTION("the target of a link to a private folder is named as the folder itself") {
     tree.chmod("locked", 0711);
     tree.chmod("locked/app", 0700);
-    const auto denial = judge(tree.link("open/current", tree.path("locked/app")),
-                              Tree::stranger());
+    const auto denial = judge(tree.link("open/current", tree.path("locked/app")), Tree::stranger());
     REQUIRE(denial);
     CHECK(denial->path == tree.path("locked/app"));
     CHECK(denial->is_target);
@@ -300,8 +301,7 @@ TEST_CASE("findAccessDenial: what cannot be judged is left to the workers", "[un
   CHECK_FALSE(findAccessDenial(tree.path("loop"), Tree::stranger()));
 }
 
-TEST_CASE("findAccessDenial: POSIX ACLs are judged as the kernel judges them",
-          "[unit][access]") {
+TEST_CASE("findAccessDenial: POSIX ACLs are judged as the kernel judges them", "[unit][access]") {
   Tree tree;
   const auto app = tree.dir("app", 0700);
   constexpr std::uint16_t kUserObj = 0x01, kUser = 0x02, kGroupObj = 0x04, kGroup = 0x08,
@@ -309,37 +309,29 @@ TEST_CASE("findAccessDenial: POSIX ACLs are judged as the kernel judges them",
   const auto base = [] { return Acl().entry(kUserObj, 7); };
 
   SECTION("a named user entry grants what the mask lets through") {
-    const bool has_acls = setAcl(app, base()
-                                          .entry(kUser, 5, kStranger)
-                                          .entry(kGroupObj, 0)
-                                          .entry(kMask, 5)
-                                          .entry(kOther, 0));
+    const bool has_acls = setAcl(
+        app,
+        base().entry(kUser, 5, kStranger).entry(kGroupObj, 0).entry(kMask, 5).entry(kOther, 0));
     if (!has_acls) return;
     CHECK_FALSE(judge(app, Tree::stranger()));
     CHECK(judge(app, tree.member()));
-    REQUIRE(setAcl(app, base()
-                            .entry(kUser, 5, kStranger)
-                            .entry(kGroupObj, 0)
-                            .entry(kMask, 4)
-                            .entry(kOther, 0)));
+    REQUIRE(setAcl(
+        app,
+        base().entry(kUser, 5, kStranger).entry(kGroupObj, 0).entry(kMask, 4).entry(kOther, 0)));
     CHECK(judge(app, Tree::stranger()));
   }
   SECTION("a named group entry grants its members") {
-    const bool has_acls = setAcl(app, base()
-                                          .entry(kGroupObj, 0)
-                                          .entry(kGroup, 5, kOtherGroup)
-                                          .entry(kMask, 7)
-                                          .entry(kOther, 0));
+    const bool has_acls = setAcl(
+        app,
+        base().entry(kGroupObj, 0).entry(kGroup, 5, kOtherGroup).entry(kMask, 7).entry(kOther, 0));
     if (!has_acls) return;
     CHECK_FALSE(judge(app, Tree::stranger()));
     CHECK(judge(app, tree.member()));
   }
   SECTION("a group that matched but grants nothing denies, whatever others get") {
-    const bool has_acls = setAcl(app, base()
-                                          .entry(kGroupObj, 0)
-                                          .entry(kGroup, 0, kOtherGroup)
-                                          .entry(kMask, 7)
-                                          .entry(kOther, 5));
+    const bool has_acls = setAcl(
+        app,
+        base().entry(kGroupObj, 0).entry(kGroup, 0, kOtherGroup).entry(kMask, 7).entry(kOther, 5));
     if (!has_acls) return;
     CHECK(judge(app, Tree::stranger()));
     CHECK(judge(app, tree.memberByPrimaryGroup()));
