@@ -186,7 +186,7 @@ std::optional<AccessDenial> findAccessDenial(const std::string& dir, const Worke
     const std::string name = std::move(pending.front());
     pending.pop_front();
     if (name == ".") continue;
-    if (::stat(current.c_str(), &info) != 0) return std::nullopt;
+    if (::stat(current.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) return std::nullopt;
     if (!permits(current, info, who, kMayExec)) return denial(current, false, info);
     if (name == "..") {
       current = parentOf(current);
@@ -220,13 +220,12 @@ void checkAppDirAccess(const Inputs& inputs, const Config& config) {
   if (!refused) return;
 
   const auto app_dir = inputs.get("--app-dir");
-  std::string subject = app_dir ? describeInput(app_dir->source, app_dir->text)
-                                : std::string("--app-dir '.' (the default)");
+  std::string subject;
   if (!app_dir) {
-    subject.pop_back();
-    subject += ": " + printable(path) + ")";
-  } else if (app_dir->text != path) {
-    subject += " (" + printable(path) + ")";
+    subject = "--app-dir '.' (the default: " + printable(path) + ")";
+  } else {
+    subject = describeInput(app_dir->source, app_dir->text);
+    if (app_dir->text != path) subject += " (" + printable(path) + ")";
   }
   const auto user = inputs.get("--user");
   const std::string who = user ? describeInput(user->source, user->text) : config.user->name;
