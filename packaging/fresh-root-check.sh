@@ -12,7 +12,8 @@
 # mounts (/proc, /sys, /dev) live in a mount namespace of their own, so they vanish with it
 # whatever happens, and never reach the host's mount table. WORKDIR is removed after a run
 # that passed unless --keep is given; after a failure it is kept for a look (its logs are
-# WORKDIR/*.log). Not part of the normal suite. Mirror: CORRAL_FRESH_MIRROR.
+# WORKDIR/*.log). Not part of the normal suite. Mirror: CORRAL_FRESH_MIRROR; the locale the
+# session in the chroot asks for (not installed there): CORRAL_FRESH_LOCALE, empty for none.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,10 +41,13 @@ if [[ "${1:-}" == "--in-namespace" ]]; then
   mount --rbind /proc "$rootfs/proc"
   mount --rbind /sys "$rootfs/sys"
   mount --rbind /dev "$rootfs/dev"
-  # A root session gets a clean environment, as after a login on a new machine: no locale,
-  # nothing of this machine's PATH or Python.
+  # A root session gets a clean environment, as after a login on a new machine: nothing of
+  # this machine's PATH or Python, and the locale a login from elsewhere brings along, which
+  # the new machine does not have (CORRAL_FRESH_LOCALE= for none).
+  locale="${CORRAL_FRESH_LOCALE-en_US.UTF-8}"
   chroot "$rootfs" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    ${locale:+LANG="$locale" LC_ALL="$locale"} \
     /bin/bash -c 'cd /root/corral && packaging/bootstrap.sh test'
   exit $?
 fi
@@ -116,8 +120,8 @@ done
 for build in build build-asan; do
   last="$rootfs/root/corral/$build/Testing/Temporary/LastTest.log"
   [[ -f "$last" ]] || continue
-  echo "fresh-root-check: tests skipped in $build:" >&2
-  grep -E '^SKIPPED' "$last" | sort | uniq -c >&2 || echo "  none" >&2
+  skipped="$(grep -E '^SKIPPED' "$last" | sort | uniq -c || true)"
+  echo "fresh-root-check: tests skipped in $build: ${skipped:-none}" >&2
 done
 
 total=$((SECONDS - started))

@@ -798,8 +798,12 @@ class CorralFactory:
 
     def clean_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith("CORRAL_") and k not in (
-                   "WEB_CONCURRENCY", "PORT", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+               if not k.startswith(("CORRAL_", "LC_")) and k not in (
+                   "WEB_CONCURRENCY", "PORT", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME",
+                   "LANG", "LANGUAGE")}
+        # The caller's locale may not be installed here (a fresh machine has only C and
+        # C.UTF-8): bash, as a test's wrapper, would warn about it on corral's stderr.
+        env["LANG"] = "C.UTF-8"
         env.update(extra or {})
         return env
 
