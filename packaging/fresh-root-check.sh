@@ -101,7 +101,8 @@ git -C "$rootfs/root/corral" checkout --quiet --detach "$commit"
 phase "cloned $commit into /root/corral"
 
 set +e
-unshare --mount --propagation private -- "$ROOT/packaging/fresh-root-check.sh" --in-namespace "$rootfs" 2>&1 | tee "$work/test.log"
+unshare --mount --propagation private -- \
+  "$ROOT/packaging/fresh-root-check.sh" --in-namespace "$rootfs" 2>&1 | tee "$work/test.log"
 status=${PIPESTATUS[0]}
 set -e
 phase "packaging/bootstrap.sh test exited with $status"
