@@ -100,22 +100,32 @@ git clone --quiet --no-checkout "$ROOT" "$rootfs/root/corral"
 git -C "$rootfs/root/corral" checkout --quiet --detach "$commit"
 phase "cloned $commit into /root/corral"
 
-set +e
-unshare --mount --propagation private -- \
-  "$ROOT/packaging/fresh-root-check.sh" --in-namespace "$rootfs" 2>&1 | tee "$work/test.log"
-status=${PIPESTATUS[0]}
-set -e
+# Processes whose root is the chroot: the suite's leftovers, or all of it when interrupted.
+kill_leftovers() {
+  local link pid
+  for link in /proc/[0-9]*/root; do
+    pid="${link#/proc/}"
+    pid="${pid%/root}"
+    if [[ "$(readlink "$link" 2>/dev/null)" == "$rootfs" ]]; then
+      echo "fresh-root-check: killing pid $pid left in the chroot" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+}
+trap 'kill_leftovers; echo "fresh-root-check: interrupted; kept $work" >&2; exit 130' INT TERM
+
+# In the background, so that the trap runs at once on a signal rather than after the suite.
+{
+  result=0
+  unshare --mount --propagation private -- \
+    "$ROOT/packaging/fresh-root-check.sh" --in-namespace "$rootfs" || result=$?
+  echo "$result" >"$work/status"
+} 2>&1 | tee "$work/test.log" &
+wait $! || true
+status="$(cat "$work/status" 2>/dev/null || echo 1)"
 phase "packaging/bootstrap.sh test exited with $status"
 
-# The suite starts processes in the chroot; any left behind would keep files busy.
-for link in /proc/[0-9]*/root; do
-  pid="${link#/proc/}"
-  pid="${pid%/root}"
-  if [[ "$(readlink "$link" 2>/dev/null)" == "$rootfs" ]]; then
-    echo "fresh-root-check: killing pid $pid left in the chroot" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-done
+kill_leftovers
 
 # What the suite skipped: on a fresh root nothing should be skipped for want of a tool.
 for build in build build-asan; do
