@@ -6,6 +6,7 @@
 #include <ostream>
 #include <system_error>
 
+#include "config/app_dir_access.hpp"
 #include "config/binds.hpp"
 #include "config/exit_codes.hpp"
 #include "config/host/resources.hpp"
@@ -141,6 +142,7 @@ Config buildConfig(const Inputs& inputs) {
   applyProcess(inputs, config);
   // Last: it touches the filesystem, and a typo elsewhere is the likelier mistake.
   config.python = resolvePython(inputs);
+  checkAppDirAccess(inputs, config);
   return config;
 }
 

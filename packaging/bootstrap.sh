@@ -9,6 +9,13 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# A fresh machine has no locale but C and C.UTF-8, while a login often brings the client's
+# (LANG=en_US.UTF-8 over ssh): apt's perl and bash would warn about it at every step. Nothing
+# here needs a locale of its own, and C.UTF-8 is always there.
+if [[ -n "$(locale 2>&1 >/dev/null)" ]]; then
+  export LC_ALL=C.UTF-8
+fi
 BUILD="${CORRAL_BUILD_DIR:-$ROOT/build}"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 

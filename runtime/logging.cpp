@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdio>
 #include <memory>
 
 namespace corral {
@@ -62,6 +63,10 @@ spdlog::level::level_enum toSpdlog(LogLevel level) {
 }  // namespace
 
 void setupLogging(LogLevel level) {
+  // On a terminal the colour sink writes a line in pieces (time, colour, level, colour, text):
+  // unbuffered, each piece is a write of its own, and a worker's output to the same terminal
+  // can land inside the line. Line-buffered, each line goes out in one write.
+  std::setvbuf(stderr, nullptr, _IOLBF, BUFSIZ);
   auto sink =
       std::make_shared<TerminalSafeSink>(std::make_shared<spdlog::sinks::stderr_color_sink_st>());
   auto logger = std::make_shared<spdlog::logger>("corral", std::move(sink));

@@ -18,14 +18,17 @@ corral.start(tty=True) on a pseudo-terminal that is its controlling terminal; se
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -217,6 +220,56 @@ def parse_log_time(ts: str) -> datetime.datetime | None:
         return datetime.datetime.fromisoformat(ts.replace("Z", ""))
     except ValueError:
         return None
+
+
+# --------------------------------------------------------------------------------------------
+# Files for unprivileged processes
+# --------------------------------------------------------------------------------------------
+
+_world_readable: Path | None = None
+
+
+def world_readable_dir() -> Path:
+    """A folder of this test session that any user can read, removed when the session ends.
+    Workers that run as --user nobody, and corral itself where a test runs it as nobody, get
+    their files from here: the checkout may live where nobody cannot go (/root is 700 on a
+    fresh machine)."""
+    global _world_readable
+    if _world_readable is None:
+        # Not $TMPDIR: it may be private to root. /tmp is 1777 on every Linux.
+        _world_readable = Path(tempfile.mkdtemp(prefix="corral-test-", dir="/tmp"))
+        _world_readable.chmod(0o755)
+        atexit.register(shutil.rmtree, _world_readable, True)
+    return _world_readable
+
+
+def _open_to_all(root: Path) -> None:
+    """Folders 755, files 644 (755 if executable), whatever the checkout's umask was."""
+    for folder, _, files in os.walk(root):
+        os.chmod(folder, 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            os.chmod(path, 0o755 if os.stat(path).st_mode & 0o100 else 0o644)
+
+
+def app_dir() -> Path:
+    """The --app-dir of every test: a copy of apps/ that any user can import."""
+    target = world_readable_dir() / "app-dir"
+    if not target.exists():
+        shutil.copytree(INTEGRATION_DIR / "apps", target / "apps",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        _open_to_all(target)
+    return target
+
+
+def unprivileged_corral_bin() -> str:
+    """A copy of $CORRAL_BIN that any user can run, for tests that start corral as nobody."""
+    target = world_readable_dir() / "bin" / "corral"
+    if not target.exists():
+        target.parent.mkdir()
+        shutil.copy(CORRAL_BIN, target)
+        _open_to_all(target.parent)
+    return str(target)
 
 
 # --------------------------------------------------------------------------------------------
@@ -752,15 +805,19 @@ class CorralFactory:
 
     def clean_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith("CORRAL_") and k not in (
-                   "WEB_CONCURRENCY", "PORT", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+               if not k.startswith(("CORRAL_", "LC_")) and k not in (
+                   "WEB_CONCURRENCY", "PORT", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME",
+                   "LANG", "LANGUAGE")}
+        # The caller's locale may not be installed here (a fresh machine has only C and
+        # C.UTF-8): bash, as a test's wrapper, would warn about it on corral's stderr.
+        env["LANG"] = "C.UTF-8"
         env.update(extra or {})
         return env
 
     def command(self, *extra: str, app: str | None = "apps.basic:app", workers: int | None = 2,
                 bind: str | None = "127.0.0.1:0", admin_bind: str | None = "127.0.0.1:0",
-                python: str | None = PYTHON) -> list[str]:
-        args = [CORRAL_BIN]
+                python: str | None = PYTHON, corral_bin: str = CORRAL_BIN) -> list[str]:
+        args = [corral_bin]
         if workers is not None:
             args += ["--workers", str(workers)]
         if bind is not None:
@@ -769,7 +826,7 @@ class CorralFactory:
             args += ["--admin-bind", admin_bind]
         if python is not None:
             args += ["--python", python]
-        args += ["--app-dir", str(INTEGRATION_DIR), *extra]
+        args += ["--app-dir", str(app_dir()), *extra]
         if app is not None:
             args.append(app)
         return args

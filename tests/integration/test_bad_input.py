@@ -11,7 +11,8 @@ import tempfile
 
 import pytest
 
-from conftest import CORRAL_BIN, PYTHON, STACK_TRACE
+from conftest import (CORRAL_BIN, PYTHON, STACK_TRACE, app_dir, unprivileged_corral_bin,
+                      world_readable_dir)
 
 USAGE = 2
 FAILURE = 1
@@ -183,12 +184,13 @@ def test_permission_denied_on_a_port_exits_1(corral):
         pytest.skip("setpriv (util-linux) is not installed: cannot drop to an unprivileged user")
     if os.geteuid() != 0:
         pytest.skip("the test must run as root to switch to nobody")
-    assert _readable_by_nobody(CORRAL_BIN), f"{CORRAL_BIN} must be executable by nobody"
+    binary = unprivileged_corral_bin()
+    assert _readable_by_nobody(binary), f"{binary} must be executable by nobody"
     unprivileged_start = int(open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read())
     if unprivileged_start <= 80:
         pytest.skip(f"net.ipv4.ip_unprivileged_port_start is {unprivileged_start}: "
                     "port 80 needs no privilege here")
-    c = corral.run(bind="127.0.0.1:80", timeout=15,
+    c = corral.run(bind="127.0.0.1:80", timeout=15, corral_bin=binary,
                    wrapper=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"])
     line = check_message(c, FAILURE, ["80"], one_line=False)
     assert re.search(r"(?i)permission|denied|privilege", line), line
@@ -205,11 +207,71 @@ def test_permission_denied_on_a_unix_socket_path_exits_1(corral):
     with tempfile.TemporaryDirectory(prefix="corral-locked-") as locked:
         os.chmod(locked, 0o755)
         path = os.path.join(locked, "corral.sock")
-        c = corral.run(bind=f"unix:{path}", timeout=15,
+        c = corral.run(bind=f"unix:{path}", timeout=15, corral_bin=unprivileged_corral_bin(),
                        wrapper=[setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"])
         assert not os.path.exists(path)
     line = check_message(c, FAILURE, [path], one_line=False)
     assert re.search(r"(?i)permission|denied", line), line
+
+
+def nobody_can_import_from(path: str) -> bool:
+    """Whether nobody (uid and gid 65534, no other group) can import apps.basic with path
+    first on sys.path, as a worker does."""
+    probe = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", PYTHON, "-B", "-c",
+         "import sys; sys.path.insert(0, sys.argv[1]); import apps.basic", path],
+        capture_output=True, timeout=30, cwd="/")
+    return probe.returncode == 0
+
+
+@pytest.fixture
+def locked_app_dir():
+    """A copy of the test apps at OUTER/app, in a world-readable folder; the test locks OUTER
+    or app itself."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (util-linux) to act as nobody")
+    outer = tempfile.mkdtemp(prefix="locked-", dir=world_readable_dir())
+    app = os.path.join(outer, "app")
+    shutil.copytree(app_dir(), app)
+    os.chmod(outer, 0o755)
+    yield outer, app
+    os.chmod(outer, 0o755)
+    shutil.rmtree(outer, ignore_errors=True)
+
+
+@pytest.mark.parametrize("locked, mode", [("outer", 0o700), ("app", 0o711), ("app", 0o744)],
+                         ids=["folder-on-the-way", "app-dir-not-readable",
+                              "app-dir-not-searchable"])
+def test_user_that_cannot_read_the_app_dir_exits_2_before_any_worker(corral, locked_app_dir,
+                                                                     locked, mode):
+    outer, app = locked_app_dir
+    refused = outer if locked == "outer" else app
+    os.chmod(refused, mode)
+    assert not nobody_can_import_from(app), "precondition: nobody cannot import the app"
+    c = corral.run("--user", "nobody", "--app-dir", app, workers=1, timeout=15)
+    line = check_message(c, USAGE, ["--app-dir", app, "nobody",
+                                    f"permission denied on {refused} "])
+    assert re.search(r"make .* by nobody or move the app", line), line
+    assert not c.spawns(), "no worker may start for an app folder its user cannot read"
+
+    # What the message asks for is enough: corral then starts and its workers, as nobody,
+    # import the app.
+    os.chmod(refused, 0o755)
+    assert nobody_can_import_from(app)
+    corral.start("--user", "nobody", "--app-dir", app, workers=1)
+
+
+def test_user_that_cannot_read_the_default_app_dir_exits_2(corral, locked_app_dir):
+    """Without --app-dir the app folder is corral's working directory."""
+    outer, app = locked_app_dir
+    os.chmod(outer, 0o700)
+    c = corral.run(raw_args=[CORRAL_BIN, "--user", "nobody", "--workers", "1", "--bind",
+                             "127.0.0.1:0", "--admin-bind", "127.0.0.1:0", "--python", PYTHON,
+                             "apps.basic:app"], wrapper=["env", "-C", app], timeout=15)
+    line = check_message(c, USAGE, ["--app-dir '.'", app, "nobody",
+                                    f"permission denied on {outer} "])
+    assert "default" in line, line
+    assert not c.spawns()
 
 
 def test_unix_path_that_is_not_a_socket_is_kept_and_refused(corral, tmp_path):

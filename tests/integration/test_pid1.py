@@ -100,17 +100,21 @@ def _taken_by(c, request: InflightRequest) -> int:
     return wait_until(taken, EVENT_DEADLINE, f"a worker to take {request!r}")
 
 
-def test_pid1_sigterm_from_outside_the_namespace_drains_and_exits_0(corral):
-    c = corral.start("--graceful-timeout", "20s", app="apps.procs:app", pidns=True, workers=2)
+def test_pid1_sigterm_from_outside_the_namespace_drains_and_exits_0(corral, tmp_path):
+    c = corral.start("--graceful-timeout", "20s", app="apps.hold:app", pidns=True, workers=2)
     wait_template(c)
     members = without_template(namespace_members(c.main_pid))
     assert len(members) == 3, f"expected corral and 2 workers in the namespace: {members}"
-    request = InflightRequest(c.port, "/sleep?s=1.5")
+    # Held until the drain has started: a request that merely slept could be answered, and
+    # its connection gone, before a poll on a busy machine saw a worker take it.
+    release = tmp_path / "release"
+    request = InflightRequest(c.port, f"/hold?file={release}")
     worker = _taken_by(c, request)
     assert worker != c.main_pid
 
     os.kill(c.main_pid, signal.SIGTERM)  # from the host: si_pid is 0 inside the namespace
     c.wait_for_log(r"state Running -> Drain\w+ \(SIGTERM\)", timeout=5)
+    release.touch()
     rc = c.wait_exit()
     request.join(10)
     assert rc == 0, f"SIGTERM must drain and exit 0, got {rc}; log:\n{c.tail()}"

@@ -48,6 +48,7 @@ class Fault:
     pid: int | None = None
     ports: set[int] = field(default_factory=set)  # client ports of the connections it held
     failed: int = 0
+    wall: float = field(default_factory=time.time)  # to find it in corral's log
 
 
 def resident_kib(pid: int) -> int:
@@ -253,6 +254,12 @@ def test_soak(corral):
     print(f"soak: /healthz {len(latencies)} probes, median {statistics.median(latencies) * 1000:.1f}"
           f" ms, max {max(latencies) * 1000:.1f} ms; corral's fds but the workers' channels "
           f"{baseline_fds} -> {own_fds()}, RSS {baseline_rss} -> {final_rss} KiB")
+    for result in unexplained[:10]:
+        near = [(f.kind, f.pid, round(f.at - result.started, 2), time.strftime(
+            "%H:%M:%S", time.gmtime(f.wall))) for f in faults if abs(f.at - result.started) < 12]
+        print(f"soak: unexplained {result.outcome} on port {result.local_port}, started "
+              f"{time.strftime('%H:%M:%S', time.gmtime(time.time() - (time.monotonic() - result.started)))}"
+              f" UTC, faults near it (kind, pid, seconds after the request started): {near}")
     assert not unexplained, (f"{len(unexplained)} failed requests held by no killed or blocked "
                              f"worker: {unexplained[:5]}")
     assert all(status == 200 for _, status in prober.results), [

@@ -389,16 +389,19 @@ TEST_CASE_METHOD(ConfigFixture, "workers auto follows this machine's CPUs", "[un
 }
 
 TEST_CASE_METHOD(ConfigFixture, "process options", "[unit][config]") {
-  const Config config =
-      run({"--pidfile", "/run/corral.pid", "--umask", "007", "--user", "nobody", "main:app"})
-          .config();
+  // The app folder is / (anyone may read it): by default it would be the working directory,
+  // which nobody may not be allowed to read, and corral would refuse to start.
+  const Config config = run({"--pidfile", "/run/corral.pid", "--umask", "007", "--user", "nobody",
+                             "--app-dir", "/", "main:app"})
+                            .config();
   CHECK(config.pidfile == "/run/corral.pid");
   CHECK(config.umask == 07u);
   REQUIRE(config.user.has_value());
   CHECK(config.user->uid == 65534u);
   CHECK(config.user->name == "nobody");
   CHECK(run({"--umask", "0o022", "main:app"}).config().umask == 022u);
-  CHECK(run({"--user", "65534", "--group", "0", "main:app"}).config().user->gid == 0u);
+  CHECK(run({"--user", "65534", "--group", "0", "--app-dir", "/", "main:app"}).config().user->gid ==
+        0u);
 }
 
 TEST_CASE_METHOD(ConfigFixture, "systemd's sockets become binds, 'admin' the admin one",
