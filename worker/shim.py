@@ -47,6 +47,12 @@ VERIFIED_UVICORN = "0.17.6 and 0.51.0"
 # How long a stopping worker waits, no longer accepting, before uvicorn closes the connections
 # that have not sent a request yet (see Internals.make_server).
 ACCEPTED_LINGER = 0.5
+# Connections a worker takes from the shared listen queue each time it wakes up for it. asyncio
+# takes up to `backlog` at once (uvicorn passes its backlog, 2048), so with keep-alive clients
+# the first worker to wake took every queued connection (50 of 50 in one of 5 launches measured
+# with wrk -c50 and 2 workers) while the others idled; one at a time lets every worker that is
+# awake take its turn.
+ACCEPTS_PER_WAKEUP = 1
 # How often the request count is compared with max_requests.
 REQUEST_CHECK = 0.1
 # How long a forked worker waits for corral to adopt it (the process between them exits at once).
@@ -130,6 +136,15 @@ def read_settings():
     return settings, int(control_fd), template
 
 
+class ListeningSocket(socket.socket):
+    """A socket corral has bound and set listening. asyncio's create_server calls listen()
+    again with the backlog it is given, which here only says how many connections the worker
+    may accept at each wake-up: the queue's length, which every worker shares, stays corral's."""
+
+    def listen(self, backlog=None):
+        pass
+
+
 def open_sockets(fds, control):
     """Socket objects for the listening fds corral passed, with their real family: unlike
     uvicorn's fd= option, which labels every fd AF_UNIX, so asyncio would not set TCP_NODELAY."""
@@ -137,7 +152,7 @@ def open_sockets(fds, control):
     for fd in fds:
         try:
             os.set_inheritable(fd, False)
-            socks.append(socket.socket(fileno=fd))
+            socks.append(ListeningSocket(fileno=fd))
         except OSError as exc:
             control.fail("CONFIG_ERROR", f"fd {fd} from corral is not a usable socket: {exc}",
                          EXIT_CONFIG_ERROR)
@@ -187,6 +202,12 @@ class Internals:
       .total_requests
     Server.started, should_exit     READY once serving; a worker nobody     start    0.17.6 0.51.0
                                     supervises drains itself
+    startup() passes                asyncio's create_server(sock=,          tests    0.17.6 0.51.0
+      config.backlog to             backlog=) accepts up to backlog
+      create_server(sock=)          connections per wake-up: the shim's
+                                    backlog is ACCEPTS_PER_WAKEUP, and
+                                    ListeningSocket keeps listen() from
+                                    shortening the shared queue
     Config.load(), loaded,          CloseWhenStopping wraps the app every   use      0.17.6 0.51.0
       loaded_app replaced after     connection serves; serve() does not
       load()                        load again
@@ -263,7 +284,7 @@ class Internals:
                 # heartbeat runs on its own timer. "Never again" must be a finite number:
                 # infinity would suppress the first call too.
                 timeout_notify=365 * 24 * 3600.0,
-                **settings.get("uvicorn", {}))
+                **{**settings.get("uvicorn", {}), "backlog": ACCEPTS_PER_WAKEUP})
         except Exception as exc:
             if isinstance(exc, TypeError) and "keyword argument" in str(exc):
                 raise ConfigError(f"{self.where} does not support an option corral passed "

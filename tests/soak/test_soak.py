@@ -75,19 +75,20 @@ def live_workers(corral_pid: int) -> list[int]:
 
 
 def client_ports(worker: int, server_port: int) -> set[int]:
-    """The client ports of every connection to `server_port` that `worker` holds."""
-    inodes = {int(target[8:-1]) for target in fd_targets(worker).values()
-              if target.startswith("socket:[")}
+    """The client ports of every connection to `server_port` that `worker` holds (none once it
+    is gone)."""
+    try:
+        targets = fd_targets(worker).values()
+    except OSError:
+        return set()
+    inodes = {int(target[8:-1]) for target in targets if target.startswith("socket:[")}
     return {row["remote_port"] for row in tcp_table()
             if row["local_port"] == server_port and row["inode"] in inodes}
 
 
 def watch_blocked(fault: Fault, port: int) -> None:
     while proc_state(fault.pid) not in (None, "Z"):
-        try:
-            fault.ports |= client_ports(fault.pid, port)
-        except OSError:
-            return
+        fault.ports |= client_ports(fault.pid, port)
         time.sleep(0.05)
 
 
