@@ -205,18 +205,23 @@ def test_an_explicit_worker_count_is_exact_even_under_a_quota(half_cpu_cgroup, c
 MEMORY_LIMIT = 600 * 1024 * 1024
 
 
-@pytest.fixture
-def memory_cgroup():
-    """A v1 memory cgroup limited to 600 MiB (no CPU quota), or a skip saying why not."""
+def make_memory_cgroup(settings: list[tuple[str, int]]) -> V1Cgroup:
+    """A v1 memory cgroup with these settings, or a skip saying why there cannot be one."""
     if os.geteuid() != 0:
         pytest.skip("making a cgroup needs root")
     mount = v1_mount("memory")
     if mount is None:
         pytest.skip("no cgroup v1 hierarchy with the memory controller is mounted")
     try:
-        cgroup = V1Cgroup(mount, [("memory.limit_in_bytes", MEMORY_LIMIT)])
+        return V1Cgroup(mount, settings)
     except OSError as error:
         pytest.skip(f"cannot make a memory cgroup under {mount}: {error}")
+
+
+@pytest.fixture
+def memory_cgroup():
+    """A v1 memory cgroup limited to 600 MiB (no CPU quota)."""
+    cgroup = make_memory_cgroup([("memory.limit_in_bytes", MEMORY_LIMIT)])
     try:
         yield cgroup
     finally:
@@ -267,17 +272,9 @@ def test_workers_auto_inside_a_cgroup_namespace(half_cpu_cgroup, corral):
 
 @pytest.fixture
 def small_memory_cgroup():
-    """A v1 memory cgroup limited to 256 MiB, with swap out of the way, or a skip saying why."""
-    if os.geteuid() != 0:
-        pytest.skip("making a cgroup needs root")
-    mount = v1_mount("memory")
-    if mount is None:
-        pytest.skip("no cgroup v1 hierarchy with the memory controller is mounted")
-    try:
-        cgroup = V1Cgroup(mount, [("memory.limit_in_bytes", 256 * 1024 * 1024),
-                                  ("memory.swappiness", 0)])
-    except OSError as error:
-        pytest.skip(f"cannot make a memory cgroup under {mount}: {error}")
+    """A v1 memory cgroup limited to 256 MiB, with swap out of the way."""
+    cgroup = make_memory_cgroup([("memory.limit_in_bytes", 256 * 1024 * 1024),
+                                 ("memory.swappiness", 0)])
     if "oom_kill " not in (cgroup.path / "memory.oom_control").read_text():
         cgroup.remove()
         pytest.skip("this kernel does not count OOM kills (Linux < 4.13)")
