@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from integration_conftest import (EVENT_DEADLINE, InflightRequest, fd_targets, namespace_members,
-                                  proc_state, tcp_table, wait_until)
+                                  proc_state, server_side_of, socket_owner, tcp_table,
+                                  wait_until)
 from loadgen import FAILURES, LoadGenerator
 
 SECONDS = float(os.environ.get("CORRAL_SOAK_SECONDS", "60"))
@@ -86,8 +87,45 @@ def client_ports(worker: int, server_port: int) -> set[int]:
             if row["local_port"] == server_port and row["inode"] in inodes}
 
 
-def watch_blocked(fault: Fault, port: int) -> None:
-    while proc_state(fault.pid) not in (None, "Z"):
+def kill(victim: int, corral_pid: int, port: int) -> Fault | None:
+    """SIGSTOPs a worker (it accepts nothing more, so the snapshot of its connections is exact),
+    then SIGKILLs it. Through a pidfd: the worker may have exited since it was listed, and its
+    pid must not reach whatever process got it next."""
+    try:
+        pidfd = os.pidfd_open(victim)
+    except ProcessLookupError:
+        return None
+    try:
+        stat = Path(f"/proc/{victim}/stat").read_text()
+        if int(stat[stat.rindex(")") + 2:].split()[1]) != corral_pid:
+            return None  # not corral's child: the pid was reused before it was opened
+        signal.pidfd_send_signal(pidfd, signal.SIGSTOP)
+        wait_until(lambda: proc_state(victim) in ("T", "Z", None), EVENT_DEADLINE,
+                   f"worker {victim} stopped")
+        fault = Fault("kill", time.monotonic(), victim, client_ports(victim, port))
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        return fault
+    except (ProcessLookupError, FileNotFoundError):
+        return None
+    finally:
+        os.close(pidfd)
+
+
+def watch_blocked(fault: Fault, request, corral_pid: int, port: int) -> None:
+    """Finds the worker that takes the /block request (it may sit in the listen queue while no
+    worker serves), then records the connections it holds until it dies: its loop may accept a
+    few more in the turn that read the request, before the handler blocks it."""
+    def taken():
+        row = server_side_of(port, request.local_port)
+        if row is None or row["inode"] == 0 or row["rx_queue"] != 0:
+            return None
+        return socket_owner(row["inode"], live_workers(corral_pid))
+    deadline = time.monotonic() + 60
+    while fault.pid is None and time.monotonic() < deadline and not request.done:
+        fault.pid = taken()
+        time.sleep(0.01)
+    fault.at = time.monotonic()
+    while fault.pid is not None and proc_state(fault.pid) not in (None, "Z"):
         fault.ports |= client_ports(fault.pid, port)
         time.sleep(0.05)
 
@@ -177,22 +215,15 @@ def test_soak(corral):
         workers = live_workers(corral_pid)
         if kind == "kill" and workers:
             victim = rng.choice(workers)
-            os.kill(victim, signal.SIGSTOP)  # it accepts nothing more: the snapshot is exact
-            wait_until(lambda: proc_state(victim) in ("T", None), EVENT_DEADLINE,
-                       f"worker {victim} stopped")
-            faults.append(Fault("kill", time.monotonic(), victim, client_ports(victim, port)))
-            os.kill(victim, signal.SIGKILL)
+            fault = kill(victim, corral_pid, port)
+            if fault:
+                faults.append(fault)
         elif kind == "block":
-            request = InflightRequest(port, f"/block?s={HUNG_AFTER * 2}")
-            try:
-                blocked = c.wait_taken(request, pids=live_workers(corral_pid), timeout=10)
-            except BaseException:  # taken by a worker that died meanwhile: nothing blocked
-                continue
-            fault = Fault("block", time.monotonic(), blocked, client_ports(blocked, port))
+            fault = Fault("block", time.monotonic())
             faults.append(fault)
-            # Its loop may accept a few more connections in the turn that read the /block
-            # request, before the handler blocks it: look again until it is gone.
-            threading.Thread(target=watch_blocked, args=(fault, port), daemon=True).start()
+            request = InflightRequest(port, f"/block?s={HUNG_AFTER * 2}")
+            threading.Thread(target=watch_blocked, args=(fault, request, corral_pid, port),
+                             daemon=True).start()
         elif kind == "hup":
             os.kill(corral_pid, signal.SIGHUP)
             faults.append(Fault("hup", time.monotonic()))
