@@ -13,7 +13,7 @@
 namespace corral {
 namespace {
 
-constexpr std::string_view kDefaultAdminBind = "127.0.0.1:8081";
+constexpr std::uint16_t kDefaultAdminPort = 8081;
 
 std::vector<Input> splitList(const Input& input) {
   std::vector<Input> items;
@@ -73,9 +73,17 @@ std::vector<BindAddress> activatedBinds(const Inputs& inputs, bool admin) {
   return binds;
 }
 
-// The default must not take an address the user asked to serve the app on.
+// Port 8081 on the host of the first bind: `-b 0.0.0.0:8000` serves the probes where the
+// kubelet can reach them, and a loopback app keeps a loopback admin port. Without a TCP bind
+// (a unix socket, an inherited one) nothing says which interface is meant: loopback. The
+// default must not take an address the user asked to serve the app on.
 BindAddress defaultAdminBind(const std::vector<BindAddress>& binds) {
-  auto address = parseBindAddress(kDefaultAdminBind, "--admin-bind");
+  BindAddress address;
+  address.host = "127.0.0.1";
+  address.port = kDefaultAdminPort;
+  if (!binds.empty() && binds.front().kind == BindAddress::Kind::Tcp) {
+    address.host = binds.front().host;
+  }
   for (const auto& bind : binds) {
     if (collides(bind, address)) {
       throw ConfigError("bind address " + bind.str() + " is also the admin server's default; " +

@@ -12,8 +12,9 @@ namespace corral {
 /// CORRAL_BIND), else one default address. Never empty; duplicates are refused.
 std::vector<BindAddress> parseBinds(const Inputs& inputs);
 
-/// --admin-bind, else an activated socket named "admin", else 127.0.0.1:8081; nullopt for
-/// 'none'. Refuses an address that `binds` already uses.
+/// --admin-bind, else an activated socket named "admin", else port 8081 on the first bind's
+/// host (127.0.0.1 when the first bind is not TCP); nullopt for 'none'. Refuses an address
+/// that `binds` already uses.
 std::optional<BindAddress> parseAdminBind(const Inputs& inputs,
                                           const std::vector<BindAddress>& binds);
 

@@ -38,10 +38,14 @@ void applyWorkers(const Inputs& inputs, Config& config) {
   if (!input || lower(input->text) == "auto") {
     // gunicorn and uvicorn count the host's CPUs, which inside a CPU-limited container has
     // OOM-killed real deployments (gunicorn #2028); the cgroup quota is what the app may use.
-    const WorkerCount count =
-        autoWorkers(detectCpuLimit(), detectMemoryLimit(), config.worker_memory_budget);
+    // The kubelet sets this in every container (the API server's address; enableServiceLinks
+    // does not remove it).
+    const bool in_kubernetes = inputs.env()("KUBERNETES_SERVICE_HOST").has_value();
+    const WorkerCount count = autoWorkers(detectCpuLimit(), detectMemoryLimit(),
+                                          config.worker_memory_budget, in_kubernetes);
     config.workers = count.workers;
     config.workers_reason = count.explanation;
+    config.workers_from_host_cpus = count.from_host_cpus;
   } else {
     config.workers = parseWorkers(*input);
     config.workers_reason = describeInput(input->source, input->text);

@@ -36,6 +36,7 @@ struct Config {
   std::string app;                         ///< "module:attribute"
   int workers = 1;                         ///< --workers, CORRAL_WORKERS, WEB_CONCURRENCY, auto
   std::string workers_reason = "default";  ///< how the count was chosen, for the log
+  bool workers_from_host_cpus = false;     ///< auto, with nothing limited or requested
   std::optional<std::uint64_t> worker_memory_budget;  ///< bytes per worker, for --workers auto
   std::vector<BindAddress> binds;                     ///< never empty after parsing
   std::optional<BindAddress> admin_bind;              ///< nullopt when --admin-bind none

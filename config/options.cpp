@@ -35,7 +35,8 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
      "127.0.0.1:8000]"},
     {"--admin-bind", "ADDR", Group::Binding,
      "Serve /healthz, /ready and /metrics on ADDR (HOST:PORT or\n"
-     "unix:PATH); 'none' turns them off [127.0.0.1:8081]"},
+     "unix:PATH); 'none' turns them off [port 8081 on the first\n"
+     "--bind's host, 127.0.0.1 if it has none]"},
     {"--backlog", "N", Group::Binding,
      "Connections that may wait for a worker to accept them,\n"
      "1-65535 [2048]"},

@@ -53,6 +53,17 @@ bool becomeSubreaper() {
   return true;
 }
 
+// As PID 1, corral is most likely a container's entrypoint, where the CPUs it sees are the
+// machine's: `docker run` without --cpus on a 64-CPU host would start 64 workers.
+void warnIfSizedFromHost(const Config& config) {
+  if (!config.workers_from_host_cpus || ::getpid() != 1) return;
+  spdlog::warn(
+      "--workers auto counted the host's CPUs ({}): this container has no CPU limit, so that is "
+      "the machine's size, not the container's; give it a CPU limit (docker run --cpus, "
+      "resources.limits.cpu) or set --workers N (or WEB_CONCURRENCY)",
+      config.workers);
+}
+
 }  // namespace
 
 Runtime::Runtime(const Config& config)
@@ -68,6 +79,7 @@ Runtime::Runtime(const Config& config)
       supervisor_(config, clock_, spawner_, hooks()),
       signals_(io_, supervisor_),
       exit_code_(kExitFailure) {
+  warnIfSizedFromHost(config);
   notifier_.startWatchdog(clock_);
   if (config.admin_bind) {
     admin_.emplace(io_, *config.admin_bind,

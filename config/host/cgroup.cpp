@@ -1,6 +1,7 @@
 #include "config/host/cgroup.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -241,6 +242,30 @@ std::optional<Found<double>> readCfsQuota(const fs::path& root, const fs::path& 
 }
 
 // ---------------------------------------------------------------------------------------------
+// The CPU request
+
+// cpu.shares = millicores * 1024 / 1000 (the kubelet's rule, at least 2).
+constexpr double kSharesPerCpu = 1024.0;
+// A hair over, so that a weight standing for exactly 2 CPUs is not read as 1.999...
+constexpr double kRounding = 1e-6;
+
+std::optional<Found<double>> readCpuRequest(const fs::path& root, int version, const fs::path& dir,
+                                            Notes& notes) {
+  const std::string file = version == 2 ? "cpu.weight" : "cpu.shares";
+  const auto text = readFile(under(root, dir / file));
+  if (!text) return std::nullopt;
+  const auto value = parseInt<std::uint64_t>(trim(*text));
+  if (!value || *value == 0) {
+    notes.push_back("ignored " + file + " '" + std::string(trim(*text)) + "' at " + dir.string());
+    return std::nullopt;
+  }
+  const double cpus =
+      version == 2 ? cpusForWeight(*value) : static_cast<double>(*value) / kSharesPerCpu;
+  return Found<double>{cpus, "cgroup v" + std::to_string(version) + " " + file + " " +
+                                 std::to_string(*value) + " at " + dir.string()};
+}
+
+// ---------------------------------------------------------------------------------------------
 // Memory
 
 // v1 has no "max": an unlimited cgroup shows LONG_MAX rounded down to a page
@@ -301,6 +326,34 @@ CgroupLimit<double> cgroupCpuQuota(const fs::path& root) {
                                  return version == 2 ? readCpuMax(root, dir, notes)
                                                      : readCfsQuota(root, dir, notes);
                                });
+}
+
+CgroupLimit<double> cgroupCpuRequest(const fs::path& root) {
+  Notes notes;
+  const auto hierarchy = findHierarchy(root, "cpu", notes);
+  std::optional<Found<double>> found;
+  if (hierarchy) found = readCpuRequest(root, hierarchy->version, hierarchy->leaf, notes);
+  CgroupLimit<double> request;
+  if (found) {
+    request.value = found->value + kRounding;
+    request.source = found->what;
+  } else {
+    request.source = hierarchy ? "no CPU weight at " + hierarchy->leaf.string()
+                               : "no cgroup hierarchy with a CPU weight is mounted";
+  }
+  if (!notes.empty()) request.source += "; " + join(notes, "; ");
+  return request;
+}
+
+double cpusForWeight(std::uint64_t weight) {
+  const auto w = static_cast<double>(std::clamp<std::uint64_t>(weight, 1, 10'000));
+  // Linear: weight = 1 + (shares - 2) * 9999 / 262142, in integers.
+  const double linear_shares = 2.0 + std::ceil(w * 262142.0 / 9999.0) - 1.0;
+  // Quadratic: weight = ceil(10^((L^2 + 125 L) / 612 - 7/34)) with L = log2(shares).
+  const double c = 612.0 * (std::log10(w) + 7.0 / 34.0);
+  const double log2_shares = (-125.0 + std::sqrt(125.0 * 125.0 + 4.0 * c)) / 2.0;
+  const double quadratic_shares = std::exp2(log2_shares);
+  return std::min(linear_shares, quadratic_shares) / kSharesPerCpu;
 }
 
 CgroupLimit<std::uint64_t> cgroupMemoryLimit(const fs::path& root) {

@@ -144,6 +144,9 @@ CpuLimit detectCpuLimit(const std::filesystem::path& root) {
   auto quota = cgroupCpuQuota(root);
   limit.quota_cpus = quota.value;
   limit.source = std::move(quota.source);
+  auto request = cgroupCpuRequest(root);
+  limit.request_cpus = request.value;
+  limit.request_source = std::move(request.source);
   return limit;
 }
 
@@ -153,12 +156,23 @@ MemoryLimit detectMemoryLimit(const std::filesystem::path& root) {
 }
 
 WorkerCount autoWorkers(const CpuLimit& cpu, const MemoryLimit& memory,
-                        std::optional<std::uint64_t> per_worker_budget) {
+                        std::optional<std::uint64_t> per_worker_budget, bool in_kubernetes) {
   const int usable = std::clamp(cpu.affinity_cpus, 1, kMaxWorkers);
-  int workers = cpu.quota_cpus ? std::min(wholeCpus(*cpu.quota_cpus), usable) : usable;
+  int workers = usable;
   std::string reason = cpuReason(cpu, usable);
+  // Without a CPU limit (the common advice for pods) the node's CPUs say nothing about the
+  // pod: a 64-CPU node would give 64 workers to a pod that asked for 200m. The request does.
+  const bool by_request = !cpu.quota_cpus && in_kubernetes && cpu.request_cpus;
+  if (cpu.quota_cpus) {
+    workers = std::min(wholeCpus(*cpu.quota_cpus), usable);
+  } else if (by_request) {
+    workers = std::min(wholeCpus(*cpu.request_cpus), usable);
+    reason = "the pod's CPU request, " + cpu.request_source + " (" + formatCpus(*cpu.request_cpus) +
+             " CPUs, rounded down, at least 1; no CPU limit)";
+  }
   applyMemoryBudget(memory, per_worker_budget, workers, reason);
-  return {workers, "auto: " + plural(workers, "worker") + " from " + reason};
+  return {workers, "auto: " + plural(workers, "worker") + " from " + reason,
+          !cpu.quota_cpus && !by_request};
 }
 
 }  // namespace corral

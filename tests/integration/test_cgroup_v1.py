@@ -306,3 +306,88 @@ def test_a_worker_killed_by_the_oom_killer_is_logged_as_such(small_memory_cgroup
     os.kill(victim, signal.SIGKILL)
     line = c.wait_for_log(rf"worker 0 exited \(pid {victim}\): .*", after=mark).group(0)
     assert line.endswith("killed by SIGKILL (crash)"), line
+
+
+# --------------------------------------------------------------------------------------------
+# Kubernetes: the CPU request, and the warning when a container is sized from the host
+# --------------------------------------------------------------------------------------------
+
+IN_A_POD = {"KUBERNETES_SERVICE_HOST": "10.96.0.1"}
+
+
+@pytest.fixture
+def cpu_shares_cgroup():
+    """Makes v1 cpu cgroups with the cpu.shares the kubelet writes for a CPU request
+    (millicores * 1024 / 1000), and no quota; removes them afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("making a cgroup needs root")
+    mount = v1_cpu_mount()
+    if mount is None:
+        pytest.skip("no cgroup v1 hierarchy with the cpu controller is mounted")
+    made = []
+
+    def make(millicores: int) -> V1Cgroup:
+        try:
+            made.append(V1Cgroup(mount, [("cpu.shares", millicores * 1024 // 1000)]))
+        except OSError as error:
+            pytest.skip(f"cannot make a cpu cgroup under {mount}: {error}")
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for cgroup in made:
+            cgroup.remove()
+
+
+def started_workers(c) -> tuple[int, str]:
+    match = c.wait_for_log(r"starting (\d+) workers? \((.*)\) for ")
+    print("corral:", match.group(0))
+    return int(match.group(1)), match.group(2)
+
+
+@pytest.mark.parametrize("millicores, expected", [(200, 1), (2000, 2), (2500, 2)])
+def test_in_a_pod_without_a_cpu_limit_the_request_decides(cpu_shares_cgroup, corral,
+                                                          millicores, expected):
+    """A pod that asked for 200m gets one worker, not one per CPU of the node."""
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < 2:
+        pytest.skip("one CPU: the request and the CPU count give the same answer")
+    expected = min(expected, cpus)
+    cgroup = cpu_shares_cgroup(millicores)
+    c = corral.start(workers=None, env=IN_A_POD, wrapper=cgroup.wrap())
+    workers, reason = started_workers(c)
+    assert workers == expected, reason
+    assert "the pod's CPU request, cgroup v1 cpu.shares" in reason, reason
+    c.wait_ready(expected)
+
+
+def test_outside_a_pod_the_weight_is_no_request(cpu_shares_cgroup, corral):
+    """cpu.shares is a weight among siblings: without KUBERNETES_SERVICE_HOST nobody said it
+    stands for a CPU request, so the CPUs of the affinity mask decide as before."""
+    cpus = len(os.sched_getaffinity(0))
+    c = corral.start(workers=None, wrapper=cpu_shares_cgroup(200).wrap())
+    workers, reason = started_workers(c)
+    assert workers == cpus and "no CPU quota" in reason, reason
+
+
+def test_as_pid1_sizing_from_the_host_cpus_is_warned_about(cpu_shares_cgroup, half_cpu_cgroup,
+                                                          corral):
+    """As a container's PID 1 with no CPU limit, the CPUs corral sees are the machine's: it
+    says so once, with what to do. Under a quota, or in a pod with a request, it does not."""
+    warning = r"--workers auto counted the host's CPUs \((\d+)\).*set --workers N"
+    c = corral.start(workers=None, pidns=True, wrapper=cpu_shares_cgroup(1000).wrap())
+    workers, reason = started_workers(c)
+    assert "no CPU quota" in reason, reason
+    assert int(c.wait_for_log(warning).group(1)) == workers
+    assert len(c.find_log(warning)) == 1, c.tail()
+    for env, wrapper in (({}, half_cpu_cgroup.wrap()),
+                         (IN_A_POD, cpu_shares_cgroup(1000).wrap())):
+        quiet = corral.start(workers=None, pidns=True, env=env, wrapper=wrapper)
+        started_workers(quiet)
+        quiet.wait_ready(1)
+        assert not quiet.find_log(warning), quiet.tail()
+    # Not PID 1 (a laptop, a VM): the host's CPUs are the right count, and nothing is said.
+    plain = corral.start(workers=None, wrapper=cpu_shares_cgroup(1000).wrap())
+    started_workers(plain)
+    assert not plain.find_log(warning), plain.tail()

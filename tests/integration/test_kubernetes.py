@@ -199,12 +199,17 @@ def test_worker_sizing_fits_the_containers_resources():
         number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", size).groups()
         return int(number) * (1024 if unit == "Gi" else 1)
 
-    # Without a CPU limit there is no quota, and auto alone would count the node's CPUs.
+    # Without a CPU limit there is no quota: auto sizes from the CPU request (whole CPUs, at
+    # least 1), and the memory budget must let that many workers fit the memory limit.
     if "cpu" not in limits:
         assert "worker-memory-budget" in options, "auto with no CPU limit needs a memory budget"
     budget = mebibytes(options["worker-memory-budget"])
     workers = mebibytes(limits["memory"]) // budget
     assert workers >= 1, f"limits.memory {limits['memory']} allows no worker of {budget}Mi"
+    request = c["resources"]["requests"]["cpu"]
+    millicores = int(request[:-1]) if request.endswith("m") else int(float(request) * 1000)
+    assert max(1, millicores // 1000) <= workers, (
+        f"requests.cpu {request} asks for more workers than {limits['memory']} holds")
     recycle = the("ConfigMap")["data"].get("CORRAL_MAX_WORKER_MEMORY")
     if recycle:
         assert mebibytes(recycle) <= budget, "workers recycled above their budget"

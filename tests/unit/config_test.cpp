@@ -347,6 +347,13 @@ TEST_CASE_METHOD(ConfigFixture, "bind sources in order", "[unit][config]") {
 TEST_CASE_METHOD(ConfigFixture, "admin bind choices", "[unit][config]") {
   const auto [args, env, admin] = GENERATE(table<Args, Env, std::string>({
       {{"main:app"}, {}, "127.0.0.1:8081"},
+      // The default follows the first bind's host, so that a pod's kubelet can reach it.
+      {{"-b", "0.0.0.0:8000", "main:app"}, {}, "0.0.0.0:8081"},
+      {{"-b", "[::]:8000", "-b", "127.0.0.1:9000", "main:app"}, {}, "[::]:8081"},
+      {{"-b", "10.1.2.3", "main:app"}, {}, "10.1.2.3:8081"},
+      {{"main:app"}, {{"PORT", "5000"}}, "0.0.0.0:8081"},
+      {{"-b", "unix:/tmp/app.sock", "-b", "0.0.0.0:8000", "main:app"}, {}, "127.0.0.1:8081"},
+      {{"main:app"}, {{"CORRAL_BIND", "fd://3"}}, "127.0.0.1:8081"},
       {{"--admin-bind", "none", "main:app"}, {}, "none"},
       {{"main:app"}, {{"CORRAL_ADMIN_BIND", "none"}}, "none"},
       {{"main:app"}, {{"CORRAL_ADMIN_BIND", "None"}}, "none"},
@@ -519,6 +526,9 @@ TEST_CASE_METHOD(ConfigFixture, "bad input gives one line naming the input", "[u
       {{"-b", "127.0.0.1:9000", "--admin-bind", "127.0.0.1:9000", "main:app"},
        {},
        "--admin-bind '127.0.0.1:9000': already used by a --bind address"},
+      {{"main:app"},
+       {{"PORT", "8081"}},
+       "bind address 0.0.0.0:8081 is also the admin server's default; pass --admin-bind"},
       {{"-b", "localhost:8081", "main:app"},
        {},
        "bind address 127.0.0.1:8081 is also the admin server's default; pass --admin-bind with "

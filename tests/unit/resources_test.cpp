@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -113,8 +115,11 @@ void cgroupV1Hybrid(const FixtureRoot& root, const std::string& cgroup) {
   root.write("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
 }
 
-CpuLimit cpuLimit(std::optional<double> quota, int affinity, int online = 8) {
-  return {quota, affinity, online, quota ? "cgroup v2 cpu.max (test)" : "no quota (test)"};
+CpuLimit cpuLimit(std::optional<double> quota, int affinity, int online = 8,
+                  std::optional<double> request = std::nullopt) {
+  return {quota,   affinity,
+          online,  quota ? "cgroup v2 cpu.max (test)" : "no quota (test)",
+          request, request ? "cgroup v2 cpu.weight (test)" : "no CPU weight (test)"};
 }
 
 }  // namespace
@@ -450,7 +455,7 @@ TEST_CASE("a memory budget caps the count at limit / budget, at least one", "[un
 
 TEST_CASE("the memory cap is explained", "[unit][resources]") {
   const MemoryLimit memory{kGi, "cgroup v2 memory.max 1Gi at /sys/fs/cgroup/app"};
-  CpuLimit cpu{2.0, 4, 4, "cgroup v2 cpu.max 200000/100000 at /sys/fs/cgroup/app"};
+  const CpuLimit cpu{2.0, 4, 4, "cgroup v2 cpu.max 200000/100000 at /sys/fs/cgroup/app", {}, {}};
 
   CHECK(autoWorkers(cpu, memory, 768 * kMi).explanation ==
         "auto: 1 worker from cgroup v2 cpu.max 200000/100000 at /sys/fs/cgroup/app (2.0 CPUs, "
@@ -523,4 +528,94 @@ TEST_CASE("OomWatch explains one SIGKILL per kill counted since it started",
   CHECK(watch.claim() == "cgroup memory limit 512Mi");
   CHECK(watch.claim() == "cgroup memory limit 512Mi");
   CHECK_FALSE(watch.claim());  // a third SIGKILL: a crash, or corral's own
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CPU request, in a Kubernetes pod without a CPU limit
+
+// The weights runtimes write for a request of `millicores`: cpu.shares = m * 1024 / 1000, then
+// KEP-2254's linear formula or the quadratic one of runc >= 1.3.2 and crun >= 1.23.
+std::uint64_t linearWeight(std::uint64_t millicores) {
+  const std::uint64_t shares = std::max<std::uint64_t>(2, millicores * 1024 / 1000);
+  return 1 + ((shares - 2) * 9999) / 262142;
+}
+
+std::uint64_t quadraticWeight(std::uint64_t millicores) {
+  const double shares = std::max<double>(2, static_cast<double>(millicores * 1024 / 1000));
+  const double l = std::log2(shares);
+  return static_cast<std::uint64_t>(
+      std::ceil(std::pow(10.0, (l * l + 125.0 * l) / 612.0 - 7.0 / 34.0)));
+}
+
+TEST_CASE("cpu.weight: the smaller request of the two conversions, never below the truth",
+          "[unit][resources]") {
+  // The quadratic formula is the current one; a weight from it must give back the request.
+  for (std::uint64_t m = 100; m <= 64'000; m += 100) {
+    CAPTURE(m, quadraticWeight(m));
+    const double cpus = corral::cpusForWeight(quadraticWeight(m));
+    CHECK(cpus >= static_cast<double>(m) / 1000.0 * 0.99);
+    CHECK(std::floor(cpus + 1e-6) ==
+          std::floor(static_cast<double>(m * 1024 / 1000) / 1024.0 + 1e-6));
+  }
+  // Known points: the default weight 100 is 1 CPU; 200m is weight 29 (quadratic) or 8
+  // (linear); whichever wrote it, it stays under one CPU.
+  CHECK(quadraticWeight(1000) == 100);
+  CHECK(linearWeight(200) == 8);
+  CHECK(quadraticWeight(200) == 29);
+  CHECK(corral::cpusForWeight(100) == Approx(1.0).epsilon(0.01));
+  CHECK(corral::cpusForWeight(8) < 1.0);
+  CHECK(corral::cpusForWeight(29) < 1.0);
+  // A linear weight reads as fewer CPUs than asked (the safe side), never more.
+  for (std::uint64_t m = 100; m <= 64'000; m += 100) {
+    CAPTURE(m);
+    CHECK(corral::cpusForWeight(linearWeight(m)) <= static_cast<double>(m) / 1000.0 * 1.03);
+  }
+  CHECK(corral::cpusForWeight(0) > 0.0);
+  CHECK(corral::cpusForWeight(1'000'000) < 300.0);
+}
+
+TEST_CASE("in a pod without a limit the request decides; elsewhere it means nothing",
+          "[unit][resources]") {
+  const auto [quota, request, in_kubernetes, workers, host] =
+      GENERATE(table<std::optional<double>, std::optional<double>, bool, int, bool>({
+          {std::nullopt, 0.2, true, 1, false},   // 200m: one worker
+          {std::nullopt, 2.02, true, 2, false},  // 2 CPUs
+          {std::nullopt, 50.0, true, 8, false},  // never more than the affinity mask
+          {std::nullopt, 0.2, false, 8, true},   // not in a pod: the host's CPUs
+          {std::nullopt, std::nullopt, true, 8, true},
+          {3.0, 0.2, true, 3, false},  // a limit wins over the request
+      }));
+  CAPTURE(quota, request, in_kubernetes);
+  const auto count = autoWorkers(cpuLimit(quota, 8, 64, request), {}, std::nullopt, in_kubernetes);
+  CHECK(count.workers == workers);
+  CHECK(count.from_host_cpus == host);
+  if (!quota && request && in_kubernetes) {
+    CHECK_THAT(count.explanation, Catch::StartsWith("auto: " + std::to_string(workers)));
+    CHECK_THAT(count.explanation, Catch::Contains("the pod's CPU request, cgroup v2 cpu.weight"));
+  }
+}
+
+TEST_CASE("v2 and v1: the request is read from the container's own cgroup", "[unit][resources]") {
+  const FixtureRoot root;
+  cgroupV2(root, "/");  // a container's cgroup namespace: its own cgroup is the root it sees
+  root.write("/sys/fs/cgroup/cpu.max", "max 100000\n");
+  root.write("/sys/fs/cgroup/cpu.weight", "29\n");
+  auto cpu = detectCpuLimit(root.path());
+  REQUIRE(cpu.request_cpus);
+  CHECK(*cpu.request_cpus < 1.0);
+  CHECK(cpu.request_source == "cgroup v2 cpu.weight 29 at /sys/fs/cgroup");
+  CHECK(autoWorkers(cpu, {}, std::nullopt, true).workers == 1);
+
+  root.write("/sys/fs/cgroup/cpu.weight", "heavy\n");
+  cpu = detectCpuLimit(root.path());
+  CHECK_FALSE(cpu.request_cpus);
+  CHECK_THAT(cpu.request_source, Catch::Contains("ignored cpu.weight 'heavy'"));
+
+  const FixtureRoot v1;
+  cgroupV1Hybrid(v1, "/kubepods/pod1/ctr");
+  v1.write("/sys/fs/cgroup/cpu/kubepods/pod1/ctr/cpu.shares", "2048\n");
+  cpu = detectCpuLimit(v1.path());
+  REQUIRE(cpu.request_cpus);
+  CHECK(*cpu.request_cpus == Approx(2.0));
+  CHECK(autoWorkers(cpu, {}, std::nullopt, true).workers == 2);
 }
