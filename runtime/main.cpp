@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   if (!outcome.config) return outcome.exit_code;
   const Config& config = *outcome.config;
   closeInheritedFds(config);
-  setupLogging(config.log_level);
+  setupLogging(config.log_level, config.log_format);
   // Before anything is bound or written: unix sockets and the pidfile get this mode.
   if (config.umask) ::umask(static_cast<mode_t>(*config.umask));
   try {
