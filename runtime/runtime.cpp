@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "admin/routes.hpp"
+#include "admin/status.hpp"
 #include "config/exit_codes.hpp"
 #include "process/worker_specs.hpp"
 
@@ -67,6 +68,8 @@ Runtime::Runtime(const Config& config)
       rng_(std::random_device{}()),
       supervisor_(config, clock_, spawner_, hooks()),
       signals_(io_, supervisor_),
+      settings_(settingsJson(config)),
+      backlog_(config.backlog),
       exit_code_(kExitFailure) {
   notifier_.startWatchdog(clock_);
   if (config.admin_bind) {
@@ -100,8 +103,15 @@ Supervisor::Hooks Runtime::hooks() {
 
 HttpResponse Runtime::answer(const HttpRequest& request) const {
   const SupervisorStatus status = supervisor_.status();
-  return routeAdmin(request.method, request.target,
-                    {status, supervisor_.metrics(), admin_ ? admin_->requests() : 0});
+  AdminView view{status, supervisor_.metrics(), admin_ ? admin_->requests() : 0, {}, {}, nullptr};
+  for (const Listener& listener : listeners_) {
+    const auto limit = listener.queueLimit();
+    view.listeners.push_back({listener.url(), listener.queuedConnections(),
+                              limit ? static_cast<int>(*limit) : backlog_});
+  }
+  view.process = readProcessStats();
+  view.settings = &settings_;
+  return routeAdmin(request.method, request.target, view);
 }
 
 int Runtime::run() {
