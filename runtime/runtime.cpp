@@ -10,7 +10,9 @@
 #include "admin/routes.hpp"
 #include "admin/status.hpp"
 #include "config/exit_codes.hpp"
+#include "process/multiproc_dir.hpp"
 #include "process/worker_specs.hpp"
+#include "util/text.hpp"
 
 namespace corral {
 namespace {
@@ -72,6 +74,19 @@ Runtime::Runtime(const Config& config)
       backlog_(config.backlog),
       exit_code_(kExitFailure) {
   notifier_.startWatchdog(clock_);
+  if (auto multiproc = MultiprocDir::fromEnvironment(processEnvironment())) {
+    const auto removed = multiproc->clear();
+    if (!removed) {
+      spdlog::warn("PROMETHEUS_MULTIPROC_DIR {}: cannot read the folder; prometheus_client in the "
+                   "workers will fail to write their metrics there",
+                   multiproc->path());
+    } else {
+      spdlog::info("PROMETHEUS_MULTIPROC_DIR {}: {} of an earlier run removed; exited workers' "
+                   "live gauges will be removed too",
+                   multiproc->path(), plural(*removed, "metrics file"));
+    }
+    spawner_.markDeadWorkersIn(std::move(*multiproc));
+  }
   if (config.admin_bind) {
     admin_.emplace(io_, *config.admin_bind,
                    [this](const HttpRequest& request) { return answer(request); });
