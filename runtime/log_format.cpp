@@ -68,8 +68,9 @@ std::string formatLogLine(const LogStyle& style, std::chrono::system_clock::time
                         {"logger", "corral"},
                         {"pid", style.pid},
                         {"message", message}};
-    for (const auto& [key, value] : fields) {
-      if (!object.contains(key)) object[key] = jsonOf(value);
+    // The innermost scope's field wins over an outer one of the same name.
+    for (auto it = fields.rbegin(); it != fields.rend(); ++it) {
+      if (!object.contains(it->first)) object[it->first] = jsonOf(it->second);
     }
     line += json::write(object);
   } else {

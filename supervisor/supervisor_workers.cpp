@@ -63,10 +63,12 @@ Worker* Supervisor::spawnWorker(int slot, std::optional<Succession> succession) 
   ++metrics_.worker_spawns;
   if (result.forked) ++metrics_.worker_forks;
   ++slots_[static_cast<std::size_t>(slot)].spawns;
-  const LogFields fields{{"worker", slot}, {"worker_pid", pid}};
-  spdlog::info("worker {} spawned (pid {}){}{}", slot, pid,
-               succession ? fmt::format(" to take over from pid {}", succession->replaces) : "",
-               result.forked ? ", forked from the template" : "");
+  {
+    const LogFields fields{{"worker", slot}, {"worker_pid", pid}};
+    spdlog::info("worker {} spawned (pid {}){}{}", slot, pid,
+                 succession ? fmt::format(" to take over from pid {}", succession->replaces) : "",
+                 result.forked ? ", forked from the template" : "");
+  }
   return &worker;
 }
 
@@ -78,9 +80,11 @@ void Supervisor::markReady(Pid pid) {
   worker->ready_at = now;
   ever_ready_ = true;
   metrics_.worker_startup.observe(std::chrono::duration<double>(now - worker->spawned_at).count());
-  const long long took = millisSince(worker->spawned_at, now);
-  const LogFields fields{{"worker", worker->slot}, {"worker_pid", pid}, {"duration_ms", took}};
-  spdlog::info("worker {} ready (pid {}) in {}ms", worker->slot, pid, took);
+  {
+    const long long took = millisSince(worker->spawned_at, now);
+    const LogFields fields{{"worker", worker->slot}, {"worker_pid", pid}, {"duration_ms", took}};
+    spdlog::info("worker {} ready (pid {}) in {}ms", worker->slot, pid, took);
+  }
   if (config_.timeout.count() > 0) {
     worker->deadline->enable(config_.timeout);
   } else {
@@ -119,9 +123,11 @@ void Supervisor::expire(Pid pid) {
 // SIGABRT first: the shim enables faulthandler, so the Python stack of whatever blocks the
 // worker lands in the log before it dies.
 void Supervisor::abortWorker(Worker& worker, StopCause cause, std::string_view what) {
-  const LogFields fields{{"worker", worker.slot}, {"worker_pid", worker.pid}};
-  spdlog::warn("worker {} {} (pid {}): {}, sending SIGABRT", worker.slot,
-               cause == StopCause::Hung ? "hung" : "startup timed out", worker.pid, what);
+  {
+    const LogFields fields{{"worker", worker.slot}, {"worker_pid", worker.pid}};
+    spdlog::warn("worker {} {} (pid {}): {}, sending SIGABRT", worker.slot,
+                 cause == StopCause::Hung ? "hung" : "startup timed out", worker.pid, what);
+  }
   stopWorker(worker, cause, SIGABRT, false);
   worker.deadline->enable(kKillGrace);
 }

@@ -35,6 +35,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -586,6 +587,9 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)
     "message", "asctime", "color_message", "corral_access"}
 
 
+SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def level_name(levelno):
     if levelno in LEVEL_NAMES:
         return LEVEL_NAMES[levelno]
@@ -685,7 +689,13 @@ class LineHandler(logging.Handler):
 
     def emit(self, record):
         try:
-            data = (self.format(record) + "\n").encode("utf-8", "replace")
+            text = self.format(record) + "\n"
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:
+                # Bytes that were not UTF-8 (undecodable file names, say, which Python carries
+                # as lone surrogates) become U+FFFD, as in corral's own lines.
+                data = SURROGATES.sub("\ufffd", text).encode("utf-8", "replace")
             while data:
                 data = data[os.write(self.fd, data):]
         except InterruptedError:
