@@ -68,9 +68,13 @@ std::string formatLogLine(const LogStyle& style, std::chrono::system_clock::time
                         {"logger", "corral"},
                         {"pid", style.pid},
                         {"message", message}};
-    // The innermost scope's field wins over an outer one of the same name.
-    for (auto it = fields.rbegin(); it != fields.rend(); ++it) {
-      if (!object.contains(it->first)) object[it->first] = jsonOf(it->second);
+    const std::size_t base = object.size();
+    for (const auto& [key, value] : fields) {
+      // The line's own members stay; an inner scope's field replaces an outer one's.
+      const auto* existing = object.find(key);
+      if (existing == object.end() || static_cast<std::size_t>(existing - object.begin()) >= base) {
+        object[key] = jsonOf(value);
+      }
     }
     line += json::write(object);
   } else {
