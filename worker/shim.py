@@ -933,6 +933,8 @@ class Worker:
         try:
             self.internals.load_app(self.config, lambda app: WorkerApp(app, server, self.requests))
             self.internals.run(server, socks)
+            if self.ready:  # the last figures, which the periodic report would miss
+                self.control.send("REQUESTS", f"{self.requests.served} {self.requests.in_flight}")
         except ConfigError:
             raise
         except BaseException as exc:
