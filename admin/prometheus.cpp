@@ -61,8 +61,9 @@ std::map<int, SlotFigures> bySlot(const AdminView& view) {
       figures.resident_bytes = figures.resident_bytes.value_or(0) + *worker.resident_bytes;
     }
     if (worker.heartbeat_age_seconds) {
-      figures.heartbeat_age = std::min(figures.heartbeat_age.value_or(*worker.heartbeat_age_seconds),
-                                       *worker.heartbeat_age_seconds);
+      figures.heartbeat_age =
+          std::min(figures.heartbeat_age.value_or(*worker.heartbeat_age_seconds),
+                   *worker.heartbeat_age_seconds);
     }
     figures.requests += worker.requests_served;
     figures.in_flight += worker.requests_in_flight;
@@ -76,8 +77,8 @@ void renderWorkers(Exposition& out, const AdminView& view) {
   out.sample("corral_workers", "state", "starting", s.starting);
   out.sample("corral_workers", "state", "ready", s.ready);
   out.sample("corral_workers", "state", "draining", s.draining);
-  out.single("corral_workers_desired", "gauge", "Workers corral keeps (--workers, SIGTTIN, SIGTTOU).",
-             s.target);
+  out.single("corral_workers_desired", "gauge",
+             "Workers corral keeps (--workers, SIGTTIN, SIGTTOU).", s.target);
   const auto slots = bySlot(view);
   const auto per_slot = [&](std::string_view name, std::string_view type, std::string_view help,
                             auto value_of) {
@@ -115,8 +116,8 @@ void renderListeners(Exposition& out, const AdminView& view) {
 }
 
 void renderProcess(Exposition& out, const ProcessStats& p) {
-  out.single("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
-             p.cpu_seconds);
+  out.single("process_cpu_seconds_total", "counter",
+             "Total user and system CPU time spent in seconds.", p.cpu_seconds);
   out.single("process_open_fds", "gauge", "Number of open file descriptors.", p.open_fds);
   out.single("process_max_fds", "gauge", "Maximum number of open file descriptors.", p.max_fds);
   out.single("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",

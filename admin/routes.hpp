@@ -16,7 +16,7 @@ namespace corral {
 
 /// One listening socket's queue, for /metrics.
 struct ListenerStats {
-  std::string name;  ///< its URL, as logged: "http://127.0.0.1:8000", "unix:/run/app.sock"
+  std::string name;        ///< its URL, as logged: "http://127.0.0.1:8000", "unix:/run/app.sock"
   std::size_t queued = 0;  ///< connections no worker has accepted yet (TCP)
   int limit = 0;           ///< the backlog it was given
 };
@@ -27,7 +27,7 @@ struct AdminView {
   const Metrics& metrics;
   std::uint64_t admin_requests = 0;  ///< answered by the admin server so far
   std::vector<ListenerStats> listeners;
-  std::optional<ProcessStats> process;  ///< corral's own process_* figures
+  std::optional<ProcessStats> process;     ///< corral's own process_* figures
   const json::Object* settings = nullptr;  ///< the effective settings, for /status
 };
 

@@ -140,7 +140,7 @@ Config buildConfig(const Inputs& inputs) {
   apply(inputs.get("--log-level"), config.log_level, parseLogLevel);
   apply(inputs.get("--log-format"), config.log_format, [](const Input& in) {
     return parseChoice(in, {"text", "json"}, "expected text or json") == "json" ? LogFormat::Json
-                                                                                 : LogFormat::Text;
+                                                                                : LogFormat::Text;
   });
   apply(inputs.get("--log-config"), config.log_config, [](const Input& in) {
     // Checked here: every worker would otherwise fail to boot with the same error.

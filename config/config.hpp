@@ -68,7 +68,7 @@ struct Config {
   LogLevel log_level = LogLevel::Info;
   LogFormat log_format = LogFormat::Text;
   std::string log_config;  ///< --log-config: the workers' logging, uvicorn's way; empty: corral's
-  std::string pidfile;             ///< empty: none
+  std::string pidfile;     ///< empty: none
   std::optional<WorkerUser> user;  ///< nullopt: workers run as corral does
   std::optional<unsigned> umask;   ///< applied before binding (unix sockets, pidfile)
 };

@@ -40,7 +40,8 @@ json::Object uvicornSettings(const Config& config) {
       {"log_level", logLevelName(config.log_level)},
       {"access_log", config.access_log},
       // null: uvicorn leaves logging alone and the shim sets up corral's format instead.
-      {"log_config", config.log_config.empty() ? json::Value(nullptr) : json::Value(config.log_config)},
+      {"log_config",
+       config.log_config.empty() ? json::Value(nullptr) : json::Value(config.log_config)},
   };
   if (config.limit_concurrency) out["limit_concurrency"] = *config.limit_concurrency;
   if (config.proxy_headers) out["proxy_headers"] = *config.proxy_headers;

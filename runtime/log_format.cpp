@@ -39,10 +39,10 @@ std::string rfc3339(std::chrono::system_clock::time_point time) {
   ::localtime_r(&seconds, &local);
   const long offset_minutes = local.tm_gmtoff / 60;
   const long offset = offset_minutes < 0 ? -offset_minutes : offset_minutes;
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}{:02}:{:02}",
-                     local.tm_year + 1900, local.tm_mon + 1, local.tm_mday, local.tm_hour,
-                     local.tm_min, local.tm_sec, millis < 0 ? millis + 1000 : millis,
-                     offset_minutes < 0 ? '-' : '+', offset / 60, offset % 60);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}{}{:02}:{:02}", local.tm_year + 1900,
+                     local.tm_mon + 1, local.tm_mday, local.tm_hour, local.tm_min, local.tm_sec,
+                     millis < 0 ? millis + 1000 : millis, offset_minutes < 0 ? '-' : '+',
+                     offset / 60, offset % 60);
 }
 
 int syslogPriority(LogLevel level) {

@@ -45,10 +45,9 @@ class LineFormatter final : public spdlog::formatter {
   explicit LineFormatter(LogStyle style) : style_(style) {}
 
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    const std::string line =
-        formatLogLine(style_, msg.time, fromSpdlog(msg.level),
-                      std::string_view(msg.payload.data(), msg.payload.size()),
-                      LogFields::current());
+    const std::string line = formatLogLine(style_, msg.time, fromSpdlog(msg.level),
+                                           std::string_view(msg.payload.data(), msg.payload.size()),
+                                           LogFields::current());
     dest.append(line.data(), line.data() + line.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override {

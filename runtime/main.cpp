@@ -50,7 +50,8 @@ void closeInheritedFds(const Config& config) {
 
 int main(int argc, char** argv) {
   using namespace corral;
-  if (argc > 1 && std::string_view(argv[1]) == "status") return runStatusCommand(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "status")
+    return runStatusCommand(argc - 1, argv + 1);
   resetSignals();
   const ParseOutcome outcome =
       parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr);

@@ -77,13 +77,15 @@ Runtime::Runtime(const Config& config)
   if (auto multiproc = MultiprocDir::fromEnvironment(processEnvironment())) {
     const auto removed = multiproc->clear();
     if (!removed) {
-      spdlog::warn("PROMETHEUS_MULTIPROC_DIR {}: cannot read the folder; prometheus_client in the "
-                   "workers will fail to write their metrics there",
-                   multiproc->path());
+      spdlog::warn(
+          "PROMETHEUS_MULTIPROC_DIR {}: cannot read the folder; prometheus_client in the "
+          "workers will fail to write their metrics there",
+          multiproc->path());
     } else {
-      spdlog::info("PROMETHEUS_MULTIPROC_DIR {}: {} of an earlier run removed; exited workers' "
-                   "live gauges will be removed too",
-                   multiproc->path(), plural(*removed, "metrics file"));
+      spdlog::info(
+          "PROMETHEUS_MULTIPROC_DIR {}: {} of an earlier run removed; exited workers' "
+          "live gauges will be removed too",
+          multiproc->path(), plural(*removed, "metrics file"));
     }
     spawner_.markDeadWorkersIn(std::move(*multiproc));
   }

@@ -199,10 +199,10 @@ std::string table(const std::vector<std::vector<std::string>>& rows) {
 }  // namespace
 
 std::string renderStatusTable(const boost::json::object& status) {
-  std::string out = fmt::format(
-      "corral {}, {}, up {}, generation {}\n", text(member(status, "version")),
-      text(member(status, "state")), seconds(member(status, "uptime_seconds")),
-      text(member(status, "generation")));
+  std::string out =
+      fmt::format("corral {}, {}, up {}, generation {}\n", text(member(status, "version")),
+                  text(member(status, "state")), seconds(member(status, "uptime_seconds")),
+                  text(member(status, "generation")));
   out += fmt::format("workers: {} ({})\n", text(member(status, "workers_desired")),
                      text(member(status, "workers_reason")));
   for (const char* key : {"draining_reason", "reload_error"}) {
@@ -223,14 +223,13 @@ std::string renderStatusTable(const boost::json::object& status) {
         last_exit = text(member(last.get_object(), "status")) + " (" +
                     text(member(last.get_object(), "reason")) + ")";
       }
-      rows.push_back({text(member(w, "slot")), text(member(w, "pid")),
-                      text(member(w, "generation")), text(member(w, "state")),
-                      seconds(member(w, "age_seconds")), text(member(w, "restarts")),
-                      memory.is_number()
-                          ? fmt::format("{:.1f}Mi", memory.to_number<double>() / (1 << 20))
-                          : "-",
-                      text(member(w, "requests_served")), text(member(w, "requests_in_flight")),
-                      seconds(member(w, "heartbeat_age_seconds")), last_exit});
+      rows.push_back(
+          {text(member(w, "slot")), text(member(w, "pid")), text(member(w, "generation")),
+           text(member(w, "state")), seconds(member(w, "age_seconds")), text(member(w, "restarts")),
+           memory.is_number() ? fmt::format("{:.1f}Mi", memory.to_number<double>() / (1 << 20))
+                              : "-",
+           text(member(w, "requests_served")), text(member(w, "requests_in_flight")),
+           seconds(member(w, "heartbeat_age_seconds")), last_exit});
     }
   }
   return out + "\n" + table(rows);
@@ -247,7 +246,8 @@ int runStatusCommand(int argc, const char* const* argv) {
     }
     address = parseBindAddress(options.admin, "--admin");
     if (address.kind == BindAddress::Kind::Fd) {
-      throw ConfigError("--admin '" + printable(options.admin) + "': expected HOST:PORT or unix:PATH");
+      throw ConfigError("--admin '" + printable(options.admin) +
+                        "': expected HOST:PORT or unix:PATH");
     }
   } catch (const ConfigError& error) {
     std::cerr << "corral: error: " << error.what() << '\n';

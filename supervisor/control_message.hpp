@@ -10,7 +10,7 @@ namespace corral {
 struct ControlMessage {
   enum class Kind { Ready, Watchdog, Status, Recycle, BootError, ConfigError, Requests, Unknown };
   Kind kind = Kind::Unknown;
-  std::string text;  ///< STATUS text, error text, or the raw datagram when Unknown
+  std::string text;             ///< STATUS text, error text, or the raw datagram when Unknown
   std::uint64_t served = 0;     ///< REQUESTS: requests the worker has answered
   std::uint64_t in_flight = 0;  ///< REQUESTS: requests it is answering now
 

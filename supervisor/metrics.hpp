@@ -12,9 +12,11 @@ namespace corral {
 /// Every reason a worker's exit is counted under (`corral_worker_exits_total{reason}`), so that
 /// each series exists, at 0, from the start. supervisor_workers.cpp's exitReason picks one.
 inline constexpr std::array<std::string_view, 14> kExitReasons{
-    "crash",    "exited",      "boot_failure", "cannot_run", "oom",        "hung",
-    "startup_timeout", "drained", "killed_at_drain_deadline", "reloaded", "recycled",
-    "scaled_down", "superseded", "stopped"};
+    "crash",           "exited",   "boot_failure",
+    "cannot_run",      "oom",      "hung",
+    "startup_timeout", "drained",  "killed_at_drain_deadline",
+    "reloaded",        "recycled", "scaled_down",
+    "superseded",      "stopped"};
 
 /// A Prometheus histogram: observations counted in buckets of upper bounds (seconds).
 struct Histogram {

@@ -26,8 +26,8 @@ struct WorkerStatus {
   int generation = 0;
   std::string_view state;  ///< "starting", "ready" or "draining"
   double age_seconds = 0;
-  int restarts = 0;  ///< workers started in its slot before it (crashes, reloads, recycling)
-  std::string last_exit;         ///< how the slot's previous worker ended, if one did
+  int restarts = 0;       ///< workers started in its slot before it (crashes, reloads, recycling)
+  std::string last_exit;  ///< how the slot's previous worker ended, if one did
   std::string last_exit_reason;  ///< and why (a corral_worker_exits_total reason)
   std::optional<std::uint64_t> resident_bytes;
   std::uint64_t requests_served = 0;
@@ -142,8 +142,8 @@ class Supervisor final : public ChildEvents {
   struct Slot {
     Backoff backoff;
     std::unique_ptr<Timer> respawn;
-    int spawns = 0;          ///< workers started in it
-    std::string last_exit;   ///< how its last worker to exit ended
+    int spawns = 0;         ///< workers started in it
+    std::string last_exit;  ///< how its last worker to exit ended
     std::string last_reason;
   };
 

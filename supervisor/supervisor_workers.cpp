@@ -194,7 +194,8 @@ Worker Supervisor::collect(const Event& exit) {
     slot.last_exit = exit.status.str();
     slot.last_reason = reason;
   }
-  LogFields fields{{"worker", worker.slot}, {"worker_pid", worker.pid}, {"reason", std::string(reason)}};
+  LogFields fields{
+      {"worker", worker.slot}, {"worker_pid", worker.pid}, {"reason", std::string(reason)}};
   if (exit.status.kind == ExitStatus::Kind::Exited) {
     fields.add("exit_code", exit.status.code);
   } else {

@@ -10,7 +10,8 @@ namespace {
 namespace fs = std::filesystem;
 
 TEST_CASE("MultiprocDir does what prometheus_client asks of a process manager", "[unit][worker]") {
-  const fs::path dir = fs::temp_directory_path() / ("corral-multiproc-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("corral-multiproc-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir / "sub");
   const auto touch = [&](const std::string& name) { std::ofstream(dir / name) << "x"; };

@@ -108,8 +108,12 @@ TEST_CASE("/metrics renders Prometheus text", "[unit][admin]") {
   WorkerStatus w1;
   w1.slot = 1;
   s.workers = {w0, w0_successor, w1};
-  AdminView view{s, m, 11, {{"http://127.0.0.1:8000", 4, 128}, {"unix:/run/a \"b\"", 0, 64}},
-                 ProcessStats{1.7e9, 0.25, 4096, 8192, 9, 1024}, nullptr};
+  AdminView view{s,
+                 m,
+                 11,
+                 {{"http://127.0.0.1:8000", 4, 128}, {"unix:/run/a \"b\"", 0, 64}},
+                 ProcessStats{1.7e9, 0.25, 4096, 8192, 9, 1024},
+                 nullptr};
   const HttpResponse r = routeAdmin("GET", "/metrics", view);
   CHECK(r.status == 200);
   CHECK(r.content_type == "text/plain; version=0.0.4; charset=utf-8");

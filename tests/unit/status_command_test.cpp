@@ -18,7 +18,8 @@ TEST_CASE("corral status prints /status as an aligned table", "[unit][admin]") {
        "restarts": 12, "last_exit": {"status": "killed by SIGKILL", "reason": "crash"},
        "resident_memory_bytes": null, "requests_served": 0, "requests_in_flight": 0,
        "heartbeat_age_seconds": null}
-    ]})").as_object();
+    ]})")
+                          .as_object();
   const std::string table = renderStatusTable(status);
   CHECK(table ==
         "corral 0.1.0, running, up 2h3m4s, generation 1\n"
