@@ -4,8 +4,10 @@ built without the counting (before it existed) and one with it, in alternating r
     /usr/bin/python3 bench/counting.py BASELINE_CORRAL CORRAL [ROUNDS]
 
 Both run bench/app.py with one worker and --no-access-log (the access log costs far more than
-the counting and would hide it), `wrk -t1 -c16 -d8s` per round after a 2 s warm-up. It prints
-requests per second for each round and the medians. Nothing passes or fails.
+the counting and would hide it), `wrk -t1 -c16 -d8s` per round after a 2 s warm-up. It prints,
+for each round and as medians, requests per second and the worker's CPU time per request (user
+and system, from /proc). On a shared machine the throughput swings with the neighbours' load;
+the CPU time per request is what the counting costs. Nothing passes or fails.
 """
 
 import os
@@ -37,6 +39,18 @@ def start(binary, log):
     sys.exit(f"{binary} did not start:\n{open(log.name).read()}")
 
 
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pid(corral_pid):
+    """corral's child serving as worker 0 (the template is the other one)."""
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(corral_pid)],
+                         capture_output=True, text=True, check=True).stdout
+    return next(int(line.split()[0]) for line in out.splitlines() if "worker 0" in line)
+
+
 def wrk(port, seconds):
     out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", f"http://127.0.0.1:{port}/"],
                          capture_output=True, text=True, check=True).stdout
@@ -48,7 +62,10 @@ def measure(binary):
         proc, port = start(binary, log)
         try:
             wrk(port, 2)
-            return wrk(port, 8)
+            worker = worker_pid(proc.pid)
+            before = cpu_seconds(worker)
+            rate = wrk(port, 8)
+            return rate, (cpu_seconds(worker) - before) / (rate * 8) * 1e6
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
@@ -62,11 +79,14 @@ def main():
         order = (baseline, counting) if round_number % 2 == 0 else (counting, baseline)
         for binary in order:
             results[binary].append(measure(binary))
-            print(f"round {round_number + 1}: {binary}: {results[binary][-1]:.0f} req/s",
-                  flush=True)
-    base, new = statistics.median(results[baseline]), statistics.median(results[counting])
-    print(f"median without counting {base:.0f} req/s, with counting {new:.0f} req/s "
-          f"({(new - base) / base * 100:+.1f}%)")
+            rate, cpu = results[binary][-1]
+            print(f"round {round_number + 1}: {binary}: {rate:.0f} req/s, "
+                  f"worker CPU {cpu:.1f} us/request", flush=True)
+    for index, unit in ((0, "req/s"), (1, "us of worker CPU per request")):
+        base = statistics.median(r[index] for r in results[baseline])
+        new = statistics.median(r[index] for r in results[counting])
+        print(f"median without counting {base:.1f} {unit}, with counting {new:.1f} "
+              f"({(new - base) / base * 100:+.1f}%)")
 
 
 if __name__ == "__main__":
