@@ -136,7 +136,7 @@ std::string fetchStatus(const BindAddress& address) {
     throw std::runtime_error(std::strerror(errno));
   }
   std::string answer;
-  std::vector<char> buffer(64 * 1024);
+  std::vector<char> buffer(std::size_t{64} * 1024);
   for (;;) {
     const ssize_t n = ::recv(socket.fd(), buffer.data(), buffer.size(), 0);
     if (n == 0) break;

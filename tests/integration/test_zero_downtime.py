@@ -381,7 +381,8 @@ def test_stop_serves_connections_waiting_in_the_listen_queue(corral, tmp_path):
     holds = hold_every_worker(c, release, set(c.worker_pids().values()))
     queued = queue_requests(c, QUEUED)
     metrics = c.admin("/metrics").body.decode()
-    assert f"corral_listen_queue_connections {QUEUED}\n" in metrics, metrics
+    listener = f'listener="http://127.0.0.1:{c.port}"'
+    assert f"corral_listen_queue_connections{{{listener}}} {QUEUED}\n" in metrics, metrics
     mark = c.mark()
     c.send_signal(signal.SIGTERM)
     c.wait_for_log(rf"drain: no new connections; serving the {QUEUED} waiting in the listen "
