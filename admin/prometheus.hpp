@@ -1,15 +1,16 @@
 #pragma once
 
-#include <cstdint>
 #include <string>
 
-#include "supervisor/metrics.hpp"
-#include "supervisor/supervisor.hpp"
+#include "admin/routes.hpp"
 
 namespace corral {
 
-/// Prometheus text exposition (version 0.0.4) of the counters and the current status.
-std::string renderPrometheus(const Metrics& metrics, const SupervisorStatus& status,
-                             std::uint64_t admin_requests);
+/// Prometheus text exposition (version 0.0.4) of the counters and the current status. The
+/// names are the README's: dashboards are written against them.
+std::string renderPrometheus(const AdminView& view);
+
+/// A label value with `\`, `"` and line feeds escaped, as the exposition format wants.
+std::string escapeLabelValue(std::string_view value);
 
 }  // namespace corral

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "admin/prometheus.hpp"
+#include "admin/status.hpp"
 #include "util/json.hpp"
 
 namespace corral {
@@ -55,10 +56,11 @@ HttpResponse routeAdmin(std::string_view method, std::string_view target, const 
   } else if (path == "/ready") {
     response = ready(view.status);
   } else if (path == "/metrics") {
-    response = {200, "text/plain; version=0.0.4",
-                renderPrometheus(view.metrics, view.status, view.admin_requests)};
+    response = {200, "text/plain; version=0.0.4; charset=utf-8", renderPrometheus(view)};
+  } else if (path == "/status") {
+    response = {200, "application/json", statusBody(view)};
   } else {
-    return {404, "text/plain", "not found: try /healthz, /ready or /metrics\n"};
+    return {404, "text/plain", "not found: try /healthz, /ready, /metrics or /status\n"};
   }
   if (method != "GET" && method != "HEAD") {
     return {405, "text/plain", "only GET and HEAD\n", {{"Allow", "GET, HEAD"}}};

@@ -143,6 +143,16 @@ Config buildConfig(const Inputs& inputs) {
   applyRecycling(inputs, config);
   applyUvicorn(inputs, config);
   apply(inputs.get("--log-level"), config.log_level, parseLogLevel);
+  apply(inputs.get("--log-format"), config.log_format, [](const Input& in) {
+    return parseChoice(in, {"text", "json"}, "expected text or json") == "json" ? LogFormat::Json
+                                                                                : LogFormat::Text;
+  });
+  apply(inputs.get("--log-config"), config.log_config, [](const Input& in) {
+    // Checked here: every worker would otherwise fail to boot with the same error.
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(in.text, error)) fail(in, "no such file");
+    return std::filesystem::absolute(in.text, error).string();
+  });
   applyProcess(inputs, config);
   // Last: it touches the filesystem, and a typo elsewhere is the likelier mistake.
   config.python = resolvePython(inputs);

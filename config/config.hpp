@@ -20,6 +20,9 @@ inline constexpr int kMaxWorkers = 1024;
 
 enum class LogLevel { Critical, Error, Warning, Info, Debug, Trace };
 
+/// --log-format: how corral and the workers write each log line.
+enum class LogFormat { Text, Json };
+
 /// uvicorn's name for a level: "critical" ... "trace".
 std::string_view logLevelName(LogLevel level);
 
@@ -64,7 +67,9 @@ struct Config {
   std::string python;                       ///< absolute path of the interpreter
   std::string start_method = "forkserver";  ///< forkserver | spawn
   LogLevel log_level = LogLevel::Info;
-  std::string pidfile;             ///< empty: none
+  LogFormat log_format = LogFormat::Text;
+  std::string log_config;  ///< --log-config: the workers' logging, uvicorn's way; empty: corral's
+  std::string pidfile;     ///< empty: none
   std::optional<WorkerUser> user;  ///< nullopt: workers run as corral does
   std::optional<unsigned> umask;   ///< applied before binding (unix sockets, pidfile)
 };

@@ -108,6 +108,13 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
      "unix socket shared with a group [inherited]"},
     {"--log-level", "LEVEL", Group::General,
      "critical, error, warning, info, debug or trace [info]"},
+    {"--log-format", "FORMAT", Group::General,
+     "text, or json: every line of corral and the workers is\n"
+     "one JSON object [text]"},
+    {"--log-config", "PATH", Group::General,
+     "The workers' logging config, as uvicorn's option: a\n"
+     "dictConfig .json or .yaml, or a fileConfig file; it\n"
+     "replaces corral's format for the workers"},
     {"-h,--help", "", Group::General, "Show this help and exit"},
     {"--version", "", Group::General, "Show the version and exit"},
 });

@@ -27,6 +27,7 @@ PACKAGES=(
   python3 python3-uvicorn python3-fastapi python3-pytest
   curl procps util-linux systemd
   python3-yaml python3-seccomp nodejs clang-format clang-tidy clang-14 libclang-rt-14-dev
+  python3-prometheus-client  # tests/integration/test_metrics.py: the exposition parser
 )
 
 install_packages() {

@@ -230,6 +230,7 @@ void PosixSpawner::onReaped(Pid pid, ExitStatus status) {
     // it: corral may be a plain child of a shell, where nothing else would collect it. The
     // group id is still the worker's: it was reaped a moment ago, on this same thread.
     ::kill(-pid, SIGKILL);
+    if (multiproc_) multiproc_->markDead(pid);
   }
   if (events_ != nullptr) events_->onChildExit(pid, status);
 }

@@ -9,6 +9,7 @@
 #include <set>
 #include <vector>
 
+#include "process/multiproc_dir.hpp"
 #include "process/oom_watch.hpp"
 #include "process/reaper.hpp"
 #include "process/worker_specs.hpp"
@@ -40,6 +41,10 @@ class PosixSpawner final : public ProcessSpawner {
   SpawnResult spawn(const WorkerRequest& request) override;
   void signal(Pid pid, int signo, bool whole_group) override;
   std::optional<std::uint64_t> residentBytes(Pid pid) const override;
+
+  /// From now on, each worker that exits is marked dead in `dir` (prometheus_client's
+  /// multiprocess mode).
+  void markDeadWorkersIn(MultiprocDir dir) { multiproc_ = std::move(dir); }
 
   /// Kills the worker templates and calls `done` once they are reaped (or a second later, if
   /// the kernel has not let them go by then), so that corral exits with no process of its own
@@ -89,6 +94,7 @@ class PosixSpawner final : public ProcessSpawner {
   std::optional<int> failed_template_generation_;  ///< its template never got ready
   std::function<void()> templates_gone_;           ///< stopTemplates' `done`, until then
   std::unique_ptr<Timer> templates_wait_;
+  std::optional<MultiprocDir> multiproc_;
   OomWatch oom_;
   Reaper reaper_;
 };

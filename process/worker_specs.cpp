@@ -39,6 +39,9 @@ json::Object uvicornSettings(const Config& config) {
       {"root_path", config.root_path},
       {"log_level", logLevelName(config.log_level)},
       {"access_log", config.access_log},
+      // null: uvicorn leaves logging alone and the shim sets up corral's format instead.
+      {"log_config",
+       config.log_config.empty() ? json::Value(nullptr) : json::Value(config.log_config)},
   };
   if (config.limit_concurrency) out["limit_concurrency"] = *config.limit_concurrency;
   if (config.proxy_headers) out["proxy_headers"] = *config.proxy_headers;
@@ -67,6 +70,7 @@ std::string WorkerSpecs::settingsJson(const WorkerRequest& request) const {
       // as hung.
       {"heartbeat_interval", seconds(config_.timeout) / 4.0},
       {"uvicorn", uvicornSettings(config_)},
+      {"log_format", config_.log_format == LogFormat::Json ? "json" : "text"},
   };
   if (request.max_requests > 0) settings["max_requests"] = request.max_requests;
   return json::write(settings);

@@ -216,6 +216,16 @@ std::size_t Listener::queuedConnections() const {
   return info.tcpi_unacked;
 }
 
+std::optional<std::size_t> Listener::queueLimit() const {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  // ... and the queue's limit, the backlog as the kernel applies it, in tcpi_sacked.
+  if (::getsockopt(fd_, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || info.tcpi_state != TCP_LISTEN) {
+    return std::nullopt;
+  }
+  return info.tcpi_sacked;
+}
+
 int readSomaxconn() {
   std::ifstream in("/proc/sys/net/core/somaxconn");
   int value = -1;

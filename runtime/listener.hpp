@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 #include "config/bind_address.hpp"
@@ -31,6 +32,9 @@ class Listener {
   void gateNewConnections() const;
   /// Connections the kernel has queued that no worker has accepted yet (TCP only).
   std::size_t queuedConnections() const;
+  /// The accept queue's length as the kernel applies it (the backlog, capped by somaxconn);
+  /// TCP only.
+  std::optional<std::size_t> queueLimit() const;
   /// Where it listens, with the kernel's port when 0 was asked: "http://127.0.0.1:8000",
   /// "http://[::1]:8000", "unix:/run/app.sock", "fd://3".
   const std::string& url() const { return url_; }

@@ -14,6 +14,7 @@
 #include "runtime/logging.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/startup_error.hpp"
+#include "runtime/status_command.hpp"
 
 namespace corral {
 namespace {
@@ -49,13 +50,15 @@ void closeInheritedFds(const Config& config) {
 
 int main(int argc, char** argv) {
   using namespace corral;
+  if (argc > 1 && std::string_view(argv[1]) == "status")
+    return runStatusCommand(argc - 1, argv + 1);
   resetSignals();
   const ParseOutcome outcome =
       parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr);
   if (!outcome.config) return outcome.exit_code;
   const Config& config = *outcome.config;
   closeInheritedFds(config);
-  setupLogging(config.log_level);
+  setupLogging(config.log_level, config.log_format);
   // Before anything is bound or written: unix sockets and the pidfile get this mode.
   if (config.umask) ::umask(static_cast<mode_t>(*config.umask));
   try {

@@ -8,8 +8,11 @@
 #include <cstring>
 
 #include "admin/routes.hpp"
+#include "admin/status.hpp"
 #include "config/exit_codes.hpp"
+#include "process/multiproc_dir.hpp"
 #include "process/worker_specs.hpp"
+#include "util/text.hpp"
 
 namespace corral {
 namespace {
@@ -78,9 +81,26 @@ Runtime::Runtime(const Config& config)
       rng_(std::random_device{}()),
       supervisor_(config, clock_, spawner_, hooks()),
       signals_(io_, supervisor_),
+      settings_(settingsJson(config)),
+      backlog_(config.backlog),
       exit_code_(kExitFailure) {
   warnIfSizedFromHost(config);
   notifier_.startWatchdog(clock_);
+  if (auto multiproc = MultiprocDir::fromEnvironment(processEnvironment())) {
+    const auto removed = multiproc->clear();
+    if (!removed) {
+      spdlog::warn(
+          "PROMETHEUS_MULTIPROC_DIR {}: cannot read the folder; prometheus_client in the "
+          "workers will fail to write their metrics there",
+          multiproc->path());
+    } else {
+      spdlog::info(
+          "PROMETHEUS_MULTIPROC_DIR {}: {} of an earlier run removed; exited workers' "
+          "live gauges will be removed too",
+          multiproc->path(), plural(*removed, "metrics file"));
+    }
+    spawner_.markDeadWorkersIn(std::move(*multiproc));
+  }
   if (config.admin_bind) {
     admin_.emplace(io_, *config.admin_bind,
                    [this](const HttpRequest& request) { return answer(request); });
@@ -112,8 +132,15 @@ Supervisor::Hooks Runtime::hooks() {
 
 HttpResponse Runtime::answer(const HttpRequest& request) const {
   const SupervisorStatus status = supervisor_.status();
-  return routeAdmin(request.method, request.target,
-                    {status, supervisor_.metrics(), admin_ ? admin_->requests() : 0});
+  AdminView view{status, supervisor_.metrics(), admin_ ? admin_->requests() : 0, {}, {}, nullptr};
+  for (const Listener& listener : listeners_) {
+    const auto limit = listener.queueLimit();
+    view.listeners.push_back({listener.url(), listener.queuedConnections(),
+                              limit ? static_cast<int>(*limit) : backlog_});
+  }
+  view.process = readProcessStats();
+  view.settings = &settings_;
+  return routeAdmin(request.method, request.target, view);
 }
 
 int Runtime::run() {

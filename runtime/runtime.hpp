@@ -14,6 +14,7 @@
 #include "runtime/sd_notify.hpp"
 #include "signals/signal_router.hpp"
 #include "supervisor/supervisor.hpp"
+#include "util/json.hpp"
 
 namespace corral {
 
@@ -46,6 +47,8 @@ class Runtime {
   Supervisor supervisor_;
   SignalRouter signals_;
   std::optional<AdminServer> admin_;
+  json::Object settings_;  ///< for /status
+  int backlog_;
   int exit_code_;
 };
 

@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "util/text.hpp"
+
 namespace corral {
 namespace {
 
@@ -20,7 +22,20 @@ constexpr std::array kPrefixes{
     Prefix{"RECYCLE=", ControlMessage::Kind::Recycle},
     Prefix{"BOOT_ERROR=", ControlMessage::Kind::BootError},
     Prefix{"CONFIG_ERROR=", ControlMessage::Kind::ConfigError},
+    Prefix{"REQUESTS=", ControlMessage::Kind::Requests},
 };
+
+// "REQUESTS=<served> <in flight>", two whole numbers; anything else is Unknown.
+ControlMessage requests(std::string_view datagram, std::string_view rest) {
+  const auto parts = words(rest);
+  const auto served = parts.size() == 2 ? parseInt<std::uint64_t>(parts[0]) : std::nullopt;
+  const auto in_flight = parts.size() == 2 ? parseInt<std::uint64_t>(parts[1]) : std::nullopt;
+  if (!served || !in_flight) return {ControlMessage::Kind::Unknown, std::string(datagram)};
+  ControlMessage message{ControlMessage::Kind::Requests, std::string(rest)};
+  message.served = *served;
+  message.in_flight = *in_flight;
+  return message;
+}
 
 }  // namespace
 
@@ -29,6 +44,7 @@ ControlMessage ControlMessage::parse(std::string_view datagram) {
     if (datagram.starts_with(prefix.text)) {
       auto rest = datagram.substr(prefix.text.size());
       while (!rest.empty() && (rest.back() == '\n' || rest.back() == '\r')) rest.remove_suffix(1);
+      if (prefix.kind == Kind::Requests) return requests(datagram, rest);
       return {prefix.kind, std::string(rest)};
     }
   }

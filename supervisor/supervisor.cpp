@@ -99,6 +99,7 @@ Supervisor::Supervisor(const Config& config, Clock& clock, ProcessSpawner& spawn
       drain_deadline_(
           clock.createTimer([this] { handle(Event::timer(EventKind::DrainDeadline)); })),
       memory_poll_(clock.createTimer([this] { checkMemory(); })) {
+  started_at_ = clock.now();
   spawner_.attach(*this);
 }
 
@@ -206,9 +207,17 @@ void Supervisor::onChildMessage(Pid pid, std::string_view datagram) {
   if (worker == nullptr) return;
   const ControlMessage message = ControlMessage::parse(datagram);
   switch (message.kind) {
-    case ControlMessage::Kind::Ready: return handle(Event::worker(EventKind::WorkerReady, pid));
+    case ControlMessage::Kind::Ready:
+      worker->last_heartbeat = clock_.now();
+      return handle(Event::worker(EventKind::WorkerReady, pid));
     case ControlMessage::Kind::Watchdog:
+      worker->last_heartbeat = clock_.now();
       return handle(Event::worker(EventKind::WorkerHeartbeat, pid));
+    case ControlMessage::Kind::Requests:
+      // Facts for /metrics and /status: no decision depends on them.
+      worker->requests_served = message.served;
+      worker->requests_in_flight = message.in_flight;
+      return;
     case ControlMessage::Kind::Recycle:
       return handle(Event::worker(EventKind::WorkerRecycle, pid, message.text));
     case ControlMessage::Kind::BootError:
@@ -249,7 +258,42 @@ SupervisorStatus Supervisor::status() const {
   s.reload_error = reload_error_;
   s.workers_reason = config_.workers_reason;
   if (hooks_.queued_connections) s.queued = hooks_.queued_connections();
+  const TimePoint now = clock_.now();
+  s.uptime_seconds = std::chrono::duration<double>(now - started_at_).count();
+  for (const Worker& worker : pool_) {
+    if (worker.state == WorkerState::Starting) ++s.starting;
+    if (worker.state == WorkerState::Stopping) ++s.draining;
+    s.workers.push_back(workerStatus(worker, now));
+  }
+  std::stable_sort(s.workers.begin(), s.workers.end(),
+                   [](const WorkerStatus& a, const WorkerStatus& b) { return a.slot < b.slot; });
   return s;
+}
+
+WorkerStatus Supervisor::workerStatus(const Worker& worker, TimePoint now) const {
+  WorkerStatus w;
+  w.slot = worker.slot;
+  w.pid = worker.pid;
+  w.generation = worker.generation;
+  switch (worker.state) {
+    case WorkerState::Starting: w.state = "starting"; break;
+    case WorkerState::Ready: w.state = "ready"; break;
+    case WorkerState::Stopping: w.state = "draining"; break;
+  }
+  w.age_seconds = std::chrono::duration<double>(now - worker.spawned_at).count();
+  if (static_cast<std::size_t>(worker.slot) < slots_.size()) {
+    const Slot& slot = slots_[static_cast<std::size_t>(worker.slot)];
+    w.restarts = std::max(0, slot.spawns - 1);
+    w.last_exit = slot.last_exit;
+    w.last_exit_reason = slot.last_reason;
+  }
+  w.resident_bytes = spawner_.residentBytes(worker.pid);
+  w.requests_served = worker.requests_served;
+  w.requests_in_flight = worker.requests_in_flight;
+  if (worker.last_heartbeat) {
+    w.heartbeat_age_seconds = std::chrono::duration<double>(now - *worker.last_heartbeat).count();
+  }
+  return w;
 }
 
 }  // namespace corral

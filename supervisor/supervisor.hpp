@@ -19,6 +19,22 @@
 
 namespace corral {
 
+/// One worker, as /status and /metrics show it.
+struct WorkerStatus {
+  int slot = 0;
+  Pid pid = -1;
+  int generation = 0;
+  std::string_view state;  ///< "starting", "ready" or "draining"
+  double age_seconds = 0;
+  int restarts = 0;       ///< workers started in its slot before it (crashes, reloads, recycling)
+  std::string last_exit;  ///< how the slot's previous worker ended, if one did
+  std::string last_exit_reason;  ///< and why (a corral_worker_exits_total reason)
+  std::optional<std::uint64_t> resident_bytes;
+  std::uint64_t requests_served = 0;
+  std::uint64_t requests_in_flight = 0;
+  std::optional<double> heartbeat_age_seconds;  ///< since READY or the last heartbeat
+};
+
 /// What the admin endpoints show.
 struct SupervisorStatus {
   State state = State::Starting;
@@ -31,6 +47,10 @@ struct SupervisorStatus {
   std::string reload_error;    ///< why the last reload was abandoned, if it was
   std::string workers_reason;  ///< how the worker count was chosen (--workers auto explains)
   std::size_t queued = 0;      ///< connections in the listen queues, not accepted yet
+  int starting = 0;            ///< workers booting
+  int draining = 0;            ///< workers told to stop
+  double uptime_seconds = 0;
+  std::vector<WorkerStatus> workers;  ///< in slot order
 };
 
 /// What the supervisor tells the service manager; runtime/sd_notify.cpp encodes it.
@@ -122,6 +142,9 @@ class Supervisor final : public ChildEvents {
   struct Slot {
     Backoff backoff;
     std::unique_ptr<Timer> respawn;
+    int spawns = 0;         ///< workers started in it
+    std::string last_exit;  ///< how its last worker to exit ended
+    std::string last_reason;
   };
 
   // supervisor.cpp: dispatch, states, the admin view
@@ -144,6 +167,7 @@ class Supervisor final : public ChildEvents {
   void stopWorker(Worker& worker, StopCause cause, int signo, bool whole_group);
   void retireWorker(Worker& worker, StopCause cause);
   Worker collect(const Event& exit);
+  WorkerStatus workerStatus(const Worker& worker, TimePoint now) const;
   void respawnAfter(const Worker& worker, const ExitStatus& status);
   bool isBootFailure(const Worker& worker, const ExitStatus& status) const;
   void failBoot(const Worker& worker, const ExitStatus& status);
@@ -186,6 +210,7 @@ class Supervisor final : public ChildEvents {
   std::string draining_reason_;
   std::string reload_error_;
   bool ever_ready_ = false;
+  TimePoint started_at_;
   int exit_code_ = 0;
   WorkerPool pool_;
   std::vector<Slot> slots_;

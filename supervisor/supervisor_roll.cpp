@@ -16,6 +16,7 @@ namespace corral {
 
 void Supervisor::roll(const Event& event) {
   ++generation_;
+  ++metrics_.reloads;
   reload_error_.clear();
   // Replacements still booting from an earlier roll run older code than what is asked for now.
   for (Worker& worker : pool_) {

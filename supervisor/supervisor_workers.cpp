@@ -9,6 +9,8 @@
 #include "config/exit_codes.hpp"
 #include "supervisor/supervisor.hpp"
 #include "supervisor/timing.hpp"
+#include "util/log_fields.hpp"
+#include "util/text.hpp"
 
 namespace corral {
 namespace {
@@ -60,9 +62,13 @@ Worker* Supervisor::spawnWorker(int slot, std::optional<Succession> succession) 
   worker.deadline->enable(config_.startup_timeout);
   ++metrics_.worker_spawns;
   if (result.forked) ++metrics_.worker_forks;
-  spdlog::info("worker {} spawned (pid {}){}{}", slot, pid,
-               succession ? fmt::format(" to take over from pid {}", succession->replaces) : "",
-               result.forked ? ", forked from the template" : "");
+  ++slots_[static_cast<std::size_t>(slot)].spawns;
+  {
+    const LogFields fields{{"worker", slot}, {"worker_pid", pid}};
+    spdlog::info("worker {} spawned (pid {}){}{}", slot, pid,
+                 succession ? fmt::format(" to take over from pid {}", succession->replaces) : "",
+                 result.forked ? ", forked from the template" : "");
+  }
   return &worker;
 }
 
@@ -73,8 +79,12 @@ void Supervisor::markReady(Pid pid) {
   worker->state = WorkerState::Ready;
   worker->ready_at = now;
   ever_ready_ = true;
-  spdlog::info("worker {} ready (pid {}) in {}ms", worker->slot, pid,
-               millisSince(worker->spawned_at, now));
+  metrics_.worker_startup.observe(std::chrono::duration<double>(now - worker->spawned_at).count());
+  {
+    const long long took = millisSince(worker->spawned_at, now);
+    const LogFields fields{{"worker", worker->slot}, {"worker_pid", pid}, {"duration_ms", took}};
+    spdlog::info("worker {} ready (pid {}) in {}ms", worker->slot, pid, took);
+  }
   if (config_.timeout.count() > 0) {
     worker->deadline->enable(config_.timeout);
   } else {
@@ -113,8 +123,11 @@ void Supervisor::expire(Pid pid) {
 // SIGABRT first: the shim enables faulthandler, so the Python stack of whatever blocks the
 // worker lands in the log before it dies.
 void Supervisor::abortWorker(Worker& worker, StopCause cause, std::string_view what) {
-  spdlog::warn("worker {} {} (pid {}): {}, sending SIGABRT", worker.slot,
-               cause == StopCause::Hung ? "hung" : "startup timed out", worker.pid, what);
+  {
+    const LogFields fields{{"worker", worker.slot}, {"worker_pid", worker.pid}};
+    spdlog::warn("worker {} {} (pid {}): {}, sending SIGABRT", worker.slot,
+                 cause == StopCause::Hung ? "hung" : "startup timed out", worker.pid, what);
+  }
   stopWorker(worker, cause, SIGABRT, false);
   worker.deadline->enable(kKillGrace);
 }
@@ -122,6 +135,7 @@ void Supervisor::abortWorker(Worker& worker, StopCause cause, std::string_view w
 void Supervisor::stopWorker(Worker& worker, StopCause cause, int signo, bool whole_group) {
   worker.state = WorkerState::Stopping;
   worker.cause = cause;
+  if (!worker.stop_sent_at) worker.stop_sent_at = clock_.now();
   worker.deadline->disable();
   spawner_.signal(worker.pid, signo, whole_group);
 }
@@ -140,20 +154,31 @@ std::string_view exitReason(const Worker& worker, const ExitStatus& status) {
   if (status.oom_killed) return "oom";  // whatever corral had asked, the kernel came first
   switch (worker.cause) {
     case StopCause::Hung: return "hung";
-    case StopCause::StartupTimeout: return "startup-timeout";
+    case StopCause::StartupTimeout: return "startup_timeout";
     case StopCause::Drain:
-      return status.signaledBy(SIGKILL) ? "killed at drain deadline" : "drained";
+      return status.signaledBy(SIGKILL) ? "killed_at_drain_deadline" : "drained";
     case StopCause::Reload: return "reloaded";
     case StopCause::Recycle: return "recycled";
-    case StopCause::ScaleDown: return "scaled down";
+    case StopCause::ScaleDown: return "scaled_down";
     case StopCause::Superseded: return "superseded";
     case StopCause::Quick:
     case StopCause::BootFailure: return "stopped";
     case StopCause::None: break;
   }
-  if (worker.config_error) return "cannot run";
-  if (!worker.error.empty()) return "boot failure";
+  if (worker.config_error) return "cannot_run";
+  if (!worker.error.empty()) return "boot_failure";
   return status.exitedWith(0) ? "exited" : "crash";
+}
+
+// Stops in which the worker finished its requests on SIGTERM: their length is a drain's.
+bool isGracefulStop(StopCause cause) {
+  switch (cause) {
+    case StopCause::Drain:
+    case StopCause::Reload:
+    case StopCause::Recycle:
+    case StopCause::ScaleDown: return true;
+    default: return false;
+  }
 }
 
 }  // namespace
@@ -163,6 +188,26 @@ Worker Supervisor::collect(const Event& exit) {
   Worker worker = pool_.remove(exit.pid);
   const std::string_view reason = exitReason(worker, exit.status);
   ++metrics_.worker_exits[std::string(reason)];
+  metrics_.retired_requests[worker.slot] += worker.requests_served;
+  if (static_cast<std::size_t>(worker.slot) < slots_.size()) {
+    Slot& slot = slots_[static_cast<std::size_t>(worker.slot)];
+    slot.last_exit = exit.status.str();
+    slot.last_reason = reason;
+  }
+  LogFields fields{
+      {"worker", worker.slot}, {"worker_pid", worker.pid}, {"reason", std::string(reason)}};
+  if (exit.status.kind == ExitStatus::Kind::Exited) {
+    fields.add("exit_code", exit.status.code);
+  } else {
+    fields.add("signal", signalName(exit.status.code));
+  }
+  if (worker.stop_sent_at) {
+    const auto stopping = std::chrono::duration_cast<Duration>(clock_.now() - *worker.stop_sent_at);
+    fields.add("duration_ms", stopping.count());
+    if (isGracefulStop(worker.cause) && !exit.status.signaledBy(SIGKILL)) {
+      metrics_.drain_duration.observe(std::chrono::duration<double>(stopping).count());
+    }
+  }
   const auto level = worker.cause == StopCause::None ? spdlog::level::warn : spdlog::level::info;
   spdlog::log(level, "worker {} exited (pid {}): {} ({})", worker.slot, worker.pid,
               exit.status.str(), reason);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,6 +49,11 @@ struct Worker {
   bool config_error = false;
   std::optional<Succession> succession;  ///< set while it boots to replace another
   int memory_strikes = 0;                ///< checks in a row above --max-worker-memory
+  // Facts the worker reports, for /metrics and /status; no decision depends on them.
+  std::optional<TimePoint> last_heartbeat;  ///< READY, then each WATCHDOG
+  std::optional<TimePoint> stop_sent_at;    ///< when corral told it to stop
+  std::uint64_t requests_served = 0;        ///< from its last REQUESTS
+  std::uint64_t requests_in_flight = 0;
 };
 
 }  // namespace corral

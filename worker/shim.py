@@ -26,12 +26,16 @@ if sys.path and sys.path[0] == "":
 import array
 import asyncio
 import atexit
+import contextvars
 import faulthandler
 import gc
+import http
 import inspect
+import io
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import threading
@@ -55,6 +59,9 @@ ACCEPTED_LINGER = 0.5
 ACCEPTS_PER_WAKEUP = 1
 # How often the request count is compared with max_requests.
 REQUEST_CHECK = 0.1
+# How often the worker tells corral how many requests it served and has in flight, if that
+# changed (REQUESTS=, worker/PROTOCOL.md).
+REQUEST_REPORT = 1.0
 # How long a forked worker waits for corral to adopt it (the process between them exits at once).
 ADOPTION_WAIT = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -208,7 +215,7 @@ class Internals:
                                     backlog is ACCEPTS_PER_WAKEUP, and
                                     ListeningSocket keeps listen() from
                                     shortening the shared queue
-    Config.load(), loaded,          CloseWhenStopping wraps the app every   use      0.17.6 0.51.0
+    Config.load(), loaded,          WorkerApp wraps the app every           use      0.17.6 0.51.0
       loaded_app replaced after     connection serves; serve() does not
       load()                        load again
     Config(callback_notify=,        uvicorn's first call comes right        start    0.17.6 0.51.0
@@ -229,6 +236,12 @@ class Internals:
       import the app
     Config() configures logging     BootLogs holds records from then on,    tests    0.17.6 0.51.0
       as it is built                so a boot error is printed once
+    uvicorn.access records: msg     the access log's fields (method, path,  tests    0.17.6 0.51.0
+      '%s - "%s %s HTTP/%s" %d',    status, client) and its text with the
+      args (client, method, path,   duration; any other record goes on
+      http_version, status), logged as it is
+      from the request's task as
+      the response starts
     Config(...).load() imports      the worker template's warm-up           none     0.17.6 0.51.0
       the protocol, loop and
       lifespan modules
@@ -431,6 +444,14 @@ class Internals:
             pass  # each worker reports what is wrong with its settings itself
 
     @staticmethod
+    def access_parts(record):
+        """(client, method, path, http_version, status) of uvicorn's access record, or None."""
+        args = record.args
+        if record.msg == '%s - "%s %s HTTP/%s" %d' and isinstance(args, tuple) and len(args) == 5:
+            return args
+        return None
+
+    @staticmethod
     def finish_interpreter():
         """Joins the app's non-daemon threads and runs its atexit handlers, as the interpreter
         does when it exits; False if this interpreter lacks the means."""
@@ -463,31 +484,331 @@ async def placeholder_app(scope, receive, send):
     """What the template gives uvicorn.Config.load() to import everything else; never called."""
 
 
-class CloseWhenStopping:
-    """Wraps the app so that, once the worker is told to stop, every response asks its client
-    to close the connection. uvicorn closes a connection after a response with `Connection:
-    close` (its docs, server-behavior.md), so a client that reuses its keep-alive connection
-    while the worker drains gets its answer and moves to another worker. Otherwise the
-    connection would stay open and idle until uvicorn's shutdown closes it, and a client that
-    sends its next request just then finds it closed under it (the keep-alive race)."""
+class Requests:
+    """What the worker counts of its HTTP requests, for corral's metrics: plain integers touched
+    once per request on the event loop's thread."""
+
+    def __init__(self):
+        self.served = 0
+        self.in_flight = 0
+
+
+# The request the current task serves, for the access log (see AccessTiming).
+CURRENT_REQUEST = contextvars.ContextVar("corral_request", default=None)
+
+
+class WorkerApp:
+    """Wraps the app to count and time its HTTP requests, and so that, once the worker is told
+    to stop, every response asks its client to close the connection.
+
+    Closing: uvicorn closes a connection after a response with `Connection: close` (its docs,
+    server-behavior.md), so a client that reuses its keep-alive connection while the worker
+    drains gets its answer and moves to another worker. Otherwise the connection would stay
+    open and idle until uvicorn's shutdown closes it, and a client that sends its next request
+    just then finds it closed under it (the keep-alive race).
+
+    Timing: a request ends when the last body message is sent (or, without one, when the app
+    returns); AccessTiming holds uvicorn's access record until then."""
 
     CLOSE = (b"connection", b"close")
 
-    def __init__(self, app, server):
-        self.app, self.server = app, server
+    def __init__(self, app, server, requests):
+        self.app, self.server, self.requests = app, server, requests
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        requests = self.requests
+        requests.in_flight += 1
+        timing = RequestTiming()
+        CURRENT_REQUEST.set(timing)
 
-        async def send_closing(message):
-            if message["type"] == "http.response.start" and self.server.stopping:
+        async def send_wrapped(message):
+            kind = message["type"]
+            if kind == "http.response.start" and self.server.stopping:
                 headers = list(message.get("headers", ()))
                 if not any(name.lower() == b"connection" for name, _ in headers):
                     message = {**message, "headers": headers + [self.CLOSE]}
             await send(message)
+            if kind == "http.response.body" and not message.get("more_body", False):
+                timing.finish()
 
-        return await self.app(scope, receive, send_closing)
+        try:
+            return await self.app(scope, receive, send_wrapped)
+        finally:
+            requests.in_flight -= 1
+            requests.served += 1
+            timing.finish()
+
+
+class RequestTiming:
+    """One request's start, and uvicorn's access record while it waits for the request's end."""
+
+    __slots__ = ("start", "held", "duration_ms")
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.held = None
+        self.duration_ms = None
+
+    def finish(self):
+        if self.duration_ms is not None:
+            return
+        self.duration_ms = (time.perf_counter() - self.start) * 1000.0
+        record, self.held = self.held, None
+        if record is not None:
+            record.created = time.time()
+            record.msecs = record.created % 1 * 1000
+            AccessTiming.annotate(record, self.duration_ms)
+            logging.getLogger(record.name).handle(record)
+
+
+class AccessTiming(logging.Filter):
+    """On the uvicorn.access logger: uvicorn logs a request as its response starts, without a
+    duration. This holds that record until the response has been sent, then lets it go on
+    with `duration_ms` and the request's parts as attributes (method, path, status, client,
+    http_version). A record logged outside a request's task, or after it ended (uvicorn's own
+    500 for an app that raised), goes on at once, with what is known."""
+
+    @staticmethod
+    def install():
+        logger = logging.getLogger("uvicorn.access")
+        if not any(isinstance(f, AccessTiming) for f in logger.filters):
+            logger.addFilter(AccessTiming())
+
+    @staticmethod
+    def annotate(record, duration_ms):
+        record.corral_access = True
+        record.duration_ms = None if duration_ms is None else round(duration_ms, 3)
+        parts = Internals.access_parts(record)
+        if parts:
+            record.client, record.method, record.path, record.http_version, record.status = parts
+
+    def filter(self, record):
+        if getattr(record, "corral_access", False):
+            return True
+        timing = CURRENT_REQUEST.get()
+        if timing is not None and timing.duration_ms is None:
+            timing.held = record
+            return False
+        self.annotate(record, timing.duration_ms if timing is not None else None)
+        return True
+
+
+# --------------------------------------------------------------------------------------------
+# Logs: corral's line format for the workers (worker/PROTOCOL.md, "Logs")
+
+LEVEL_NAMES = {logging.CRITICAL: "critical", logging.ERROR: "error", logging.WARNING: "warning",
+               logging.INFO: "info", logging.DEBUG: "debug", 5: "trace"}
+LOG_LEVELS = {name: level for level, name in LEVEL_NAMES.items()}
+# sd-daemon(3) priorities, for lines that go to the journal.
+PRIORITIES = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7, "trace": 7}
+# The attributes every LogRecord has; any other is a field the app passed with `extra=`.
+RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "color_message", "corral_access"}
+
+
+SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def level_name(levelno):
+    if levelno in LEVEL_NAMES:
+        return LEVEL_NAMES[levelno]
+    return next((name for level, name in sorted(LEVEL_NAMES.items(), reverse=True)
+                 if levelno >= level), "trace")
+
+
+def rfc3339(created):
+    """RFC 3339 in local time with milliseconds and the zone's offset, as corral writes it."""
+    local = time.localtime(created)
+    offset = local.tm_gmtoff // 60
+    sign = "-" if offset < 0 else "+"
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", local) + f".{int(created % 1 * 1000):03d}"
+            + f"{sign}{abs(offset) // 60:02d}:{abs(offset) % 60:02d}")
+
+
+def journal_fds():
+    """The standard descriptors systemd connected to the journal ($JOURNAL_STREAM is
+    "device:inode"; systemd.exec(5))."""
+    try:
+        device, inode = (int(part) for part in os.environ.get("JOURNAL_STREAM", "").split(":"))
+    except ValueError:
+        return set()
+    found = set()
+    for fd in (1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (device, inode):
+            found.add(fd)
+    return found
+
+
+class LineFormatter(logging.Formatter):
+    """One record as corral formats its own lines: text
+    `2026-12-03T07:14:41.292+00:00 info     worker-0[31516]: message` or one JSON object."""
+
+    def __init__(self, who, json_lines, journal):
+        super().__init__()
+        self.who, self.json_lines, self.journal = who, json_lines, journal
+
+    def format(self, record):
+        message = record.getMessage()
+        level = level_name(record.levelno)
+        if getattr(record, "corral_access", False) and hasattr(record, "status"):
+            message = self.access_text(record)
+        failure = ""
+        if record.exc_info:
+            failure = self.formatException(record.exc_info)
+        if record.stack_info:
+            failure = (failure + "\n" if failure else "") + self.formatStack(record.stack_info)
+        prefix = f"<{PRIORITIES[level]}>" if self.journal else ""
+        if self.json_lines:
+            return prefix + self.json_line(record, level, message, failure)
+        text = f"{level:<8} {self.who}[{record.process}]: {message}"
+        if failure:
+            text += "\n" + failure
+        return prefix + (text if self.journal else f"{rfc3339(record.created)} {text}")
+
+    @staticmethod
+    def access_text(record):
+        try:
+            phrase = http.HTTPStatus(record.status).phrase
+        except ValueError:
+            phrase = ""
+        took = f" {record.duration_ms:.1f}ms" if record.duration_ms is not None else ""
+        return (f'{record.client} - "{record.method} {record.path} HTTP/{record.http_version}" '
+                f"{record.status} {phrase}".rstrip() + took)
+
+    def json_line(self, record, level, message, failure):
+        line = {"time": rfc3339(record.created), "level": level, "logger": record.name,
+                "pid": record.process}
+        if self.who.startswith("worker-"):
+            line["worker"] = int(self.who[len("worker-"):])
+        line["message"] = message
+        if failure:
+            line["traceback"] = failure
+        for key, value in vars(record).items():
+            if key not in RECORD_ATTRIBUTES and key not in line:
+                line[key] = value if isinstance(value, (str, int, float, bool, type(None))) \
+                    else repr(value)
+        # ensure_ascii=False keeps text readable; a lone surrogate (undecodable bytes that
+        # Python carries as surrogateescape) would not encode, so LineHandler replaces it.
+        return json.dumps(line, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+class LineHandler(logging.Handler):
+    """Writes each formatted record, newline included, to a descriptor in one write(2): the
+    other workers and corral write to the same file, and a line written in pieces could be
+    split by theirs."""
+
+    def __init__(self, fd, formatter):
+        super().__init__()
+        self.fd = fd
+        self.setFormatter(formatter)
+
+    def emit(self, record):
+        try:
+            text = self.format(record) + "\n"
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError:
+                # Bytes that were not UTF-8 (undecodable file names, say, which Python carries
+                # as lone surrogates) become U+FFFD, as in corral's own lines.
+                data = SURROGATES.sub("\ufffd", text).encode("utf-8", "replace")
+            while data:
+                data = data[os.write(self.fd, data):]
+        except InterruptedError:
+            pass
+        except Exception:
+            self.handleError(record)
+
+
+class LineStream(io.TextIOBase):
+    """sys.stdout or sys.stderr in JSON mode: each line the app prints becomes one record of
+    the logger "stdout" or "stderr", so that every line on the worker's output is JSON."""
+
+    def __init__(self, name, level, fd):
+        super().__init__()
+        self.logger, self.level, self.fd = logging.getLogger(name), level, fd
+        self.pending = ""
+        self.writing = False
+
+    def writable(self):
+        return True
+
+    def fileno(self):
+        return self.fd
+
+    def isatty(self):
+        return False
+
+    @property
+    def encoding(self):
+        return "utf-8"
+
+    def write(self, text):
+        if self.writing:  # logging reporting its own failure: straight out
+            os.write(self.fd, text.encode("utf-8", "replace"))
+            return len(text)
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.emit(line)
+        return len(text)
+
+    def flush(self):
+        if self.pending:
+            line, self.pending = self.pending, ""
+            self.emit(line)
+
+    def emit(self, line):
+        self.writing = True
+        try:
+            self.logger.log(self.level, "%s", line)
+        finally:
+            self.writing = False
+
+
+def setup_logging(settings, who):
+    """Gives uvicorn's loggers and the app's (the root logger) corral's line format, unless the
+    user passed --log-config, which uvicorn applied instead. Called once uvicorn.Config exists:
+    it has set the levels and, with access_log off, silenced uvicorn.access."""
+    AccessTiming.install()
+    if settings.get("uvicorn", {}).get("log_config") is not None:
+        return
+    json_lines = settings.get("log_format") == "json"
+    journal = journal_fds()
+    out, err = (LineHandler(fd, LineFormatter(who, json_lines, fd in journal)) for fd in (1, 2))
+    root = logging.getLogger()
+    root.handlers = [err]
+    root.setLevel(LOG_LEVELS.get(settings.get("uvicorn", {}).get("log_level", "info"),
+                                 logging.INFO))
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
+        logger = logging.getLogger(name)
+        logger.handlers, logger.propagate = [], True
+    access = logging.getLogger("uvicorn.access")
+    if settings.get("uvicorn", {}).get("access_log", True):
+        # On stdout, as uvicorn writes it.
+        access.handlers, access.propagate = [out], False
+    sys.excepthook = log_uncaught
+    threading.excepthook = lambda args: log_uncaught(args.exc_type, args.exc_value,
+                                                     args.exc_traceback, args.thread)
+    if json_lines:
+        logging.captureWarnings(True)
+        if not isinstance(sys.stdout, LineStream):
+            sys.stdout = LineStream("stdout", logging.INFO, 1)
+            sys.stderr = LineStream("stderr", logging.WARNING, 2)
+
+
+def log_uncaught(exc_type, exc, tb, thread=None):
+    """An exception nobody caught, as one record (its traceback included), not forty lines."""
+    if issubclass(exc_type, KeyboardInterrupt) and thread is None:
+        return sys.__excepthook__(exc_type, exc, tb)
+    where = f" in thread {thread.name}" if thread is not None else ""
+    logging.getLogger("corral.worker").critical("uncaught exception%s", where,
+                                                exc_info=(exc_type, exc, tb))
 
 
 class _Catcher(logging.Handler):
@@ -579,8 +900,10 @@ class Worker:
         self.heartbeat = settings.get("heartbeat_interval") or 0
         self.max_requests = settings.get("max_requests")
         self.ready = False
+        self.requests = Requests()
         self.logs = BootLogs()
         self.config = internals.make_config(settings, self.notify)  # configures logging
+        setup_logging(settings, f"worker-{settings.get('slot', 0)}")
         self.logs.capture()
         self.server = internals.make_server(self.config)
 
@@ -600,6 +923,7 @@ class Worker:
             self.beat(loop)
         if self.max_requests:
             self.count_requests(loop)
+        self.report_requests(loop, (0, 0))
 
     def beat(self, loop):
         # A timer on the event loop: a blocked loop stops the heartbeats, which is how corral
@@ -616,13 +940,22 @@ class Worker:
         else:
             loop.call_later(REQUEST_CHECK, self.count_requests, loop)
 
+    def report_requests(self, loop, reported):
+        # A datagram only when the figures changed: an idle worker sends nothing.
+        now = (self.requests.served, self.requests.in_flight)
+        if now != reported:
+            self.control.send("REQUESTS", f"{now[0]} {now[1]}", block=False)
+        loop.call_later(REQUEST_REPORT, self.report_requests, loop, now)
+
     def run(self, socks):
         """Imports the app and serves until told to stop; returns the exit status. Raises
         ConfigError if uvicorn lacks an internal that shows only now."""
         server = self.server
         try:
-            self.internals.load_app(self.config, lambda app: CloseWhenStopping(app, server))
+            self.internals.load_app(self.config, lambda app: WorkerApp(app, server, self.requests))
             self.internals.run(server, socks)
+            if self.ready:  # the last figures, which the periodic report would miss
+                self.control.send("REQUESTS", f"{self.requests.served} {self.requests.in_flight}")
         except ConfigError:
             raise
         except BaseException as exc:
@@ -675,6 +1008,7 @@ class Template:
             control.fail("CONFIG_ERROR", f"no prctl for forked workers: {exc}", EXIT_CONFIG_ERROR)
         retitle(f"corral template: {settings.get('app', '')}", TEMPLATE_NAME)
         Internals(import_uvicorn(control)).warm_up(settings)
+        setup_logging(settings, "template")
 
     def serve(self):
         """Forks workers until corral closes the channel; returns (settings, control) in each

@@ -51,12 +51,17 @@ STARTUP_DEADLINE = 30.0
 EVENT_DEADLINE = 20.0
 EXIT_DEADLINE = 20.0
 
-# One of corral's own log lines: "<timestamp> <level> <message>". The timestamp's format is not
-# relied on (it is only parsed, when it can be, to report how far apart two events were).
+# One of corral's own log lines: "<timestamp> <level> corral[<pid>]: <message>" (the workers'
+# lines name their slot instead: "worker-0[<pid>]:"), or, with --log-format json, an object
+# whose logger is "corral". The timestamp's format is not relied on here (it is only parsed,
+# when it can be, to report how far apart two events were; test_logs.py checks it).
 LOG_LINE = re.compile(
     r"^(?P<ts>\S+)\s+\[?(?P<level>trace|debug|info|warning|warn|error|err|critical)\]?\s+"
     r"(?P<msg>.*)$"
 )
+AUTHOR = re.compile(r"^(?P<who>corral|worker-\d+|template)\[\d+\]: ")
+# On the journal a line starts with its priority instead of a timestamp.
+JOURNAL_PRIORITY = re.compile(r"^<[0-7]>")
 SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:")
 STACK_TRACE = re.compile(
     r"Traceback \(most recent call last\)|terminate called|what\(\):|Aborted|core dumped|"
@@ -653,9 +658,25 @@ class Corral:
         """corral's own log lines (workers' output shares the file but is not in this list)."""
         found = []
         for line in self.stderr_text().splitlines():
+            if line.startswith("{"):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and record.get("logger") == "corral":
+                    found.append(LogEntry(record["time"], record["level"], record["message"]))
+                continue
+            journal = JOURNAL_PRIORITY.match(line)
+            if journal:
+                line = "- " + line[journal.end():]
             match = LOG_LINE.match(line)
-            if match:
-                found.append(LogEntry(match["ts"], match["level"], match["msg"]))
+            if not match:
+                continue
+            author = AUTHOR.match(match["msg"])
+            if author and author["who"] != "corral":
+                continue  # a worker's line
+            msg = match["msg"][author.end():] if author else match["msg"]
+            found.append(LogEntry(match["ts"], match["level"], msg))
         return found
 
     def messages(self) -> list[str]:

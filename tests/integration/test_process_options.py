@@ -286,7 +286,7 @@ def test_nohup_and_trap_ignored_signals_do_not_reach_the_workers(corral):
     c.send_signal(signal.SIGTERM)
     assert c.wait_exit() == 0
     assert len(c.find_log(r"exited \(pid \d+\): .*\(drained\)")) == 2, c.tail()
-    assert not c.find_log(r"killed at drain deadline")
+    assert not c.find_log(r"killed_at_drain_deadline")
 
 
 @pytest.mark.parametrize("what", ["sigterm-drains", "sigchld-reaps"])

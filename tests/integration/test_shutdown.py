@@ -171,7 +171,7 @@ def test_sigterm_while_workers_boot_does_not_wait_for_them(corral):
     assert elapsed <= 10 + 1, "exit later than --graceful-timeout + 1 s"
     assert_no_worker_alive(c)
     assert not c.ready_pids()
-    crashes = [m.string for m in c.find_log(EXITED) if m["why"] in ("crash", "boot failure")]
+    crashes = [m.string for m in c.find_log(EXITED) if m["why"] in ("crash", "boot_failure")]
     assert not crashes, f"workers stopped by corral's SIGTERM are not crashes: {crashes}"
     assert elapsed < 5, (f"the drain waited {elapsed:.1f} s for workers that were still booting "
                          "and had no request in flight")

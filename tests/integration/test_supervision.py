@@ -109,7 +109,7 @@ def test_worker_not_ready_within_startup_timeout_is_replaced(corral):
                      app="apps.slow_start:app", workers=1, env={"SLOW_START_SECONDS": "60"},
                      wait_ready=False)
     first = int(c.wait_for_log(r"worker 0 spawned \(pid (\d+)\)").group(1))
-    exited = c.wait_for_log(rf"worker 0 exited \(pid {first}\): (.*) \(startup-timeout\)")
+    exited = c.wait_for_log(rf"worker 0 exited \(pid {first}\): (.*) \(startup_timeout\)")
     print("corral:", exited.group(0))
     second = int(c.wait_for_log(r"worker 0 spawned \(pid (\d+)\)", count=2).group(1))
     assert second != first

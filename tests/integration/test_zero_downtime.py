@@ -228,13 +228,13 @@ def test_scale_up_and_down_loses_no_request(corral):
         mark = c.mark()
         c.send_signal(signal.SIGTTOU)
         c.wait_for_log(r"scaling down to 2 workers \(SIGTTOU\)", after=mark)
-        c.wait_for_log(rf"worker 2 exited \(pid {added}\): exit code 0 \(scaled down\)",
+        c.wait_for_log(rf"worker 2 exited \(pid {added}\): exit code 0 \(scaled_down\)",
                        after=mark)
         wait_workers(c, 2, "2 ready workers after SIGTTOU")
         load.wait_ok(since=time.monotonic())
         load.assert_nothing_lost("SIGTTIN/SIGTTOU")
         load.assert_served_by({added})
-    assert_clean_exits(c, ("scaled down",))
+    assert_clean_exits(c, ("scaled_down",))
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +381,8 @@ def test_stop_serves_connections_waiting_in_the_listen_queue(corral, tmp_path):
     holds = hold_every_worker(c, release, set(c.worker_pids().values()))
     queued = queue_requests(c, QUEUED)
     metrics = c.admin("/metrics").body.decode()
-    assert f"corral_listen_queue_connections {QUEUED}\n" in metrics, metrics
+    listener = f'listener="http://127.0.0.1:{c.port}"'
+    assert f"corral_listen_queue_connections{{{listener}}} {QUEUED}\n" in metrics, metrics
     mark = c.mark()
     c.send_signal(signal.SIGTERM)
     c.wait_for_log(rf"drain: no new connections; serving the {QUEUED} waiting in the listen "

@@ -1,13 +1,16 @@
 #include "admin/routes.hpp"
 
+#include <boost/json/parse.hpp>
 #include <catch2/catch.hpp>
+
+#include "admin/status.hpp"
 
 namespace corral {
 namespace {
 
 HttpResponse route(std::string_view method, std::string_view target, const SupervisorStatus& s,
                    const Metrics& m) {
-  return routeAdmin(method, target, {s, m, 0});
+  return routeAdmin(method, target, {s, m, 0, {}, {}, nullptr});
 }
 
 SupervisorStatus running(int ready, int alive, int target) {
@@ -91,17 +94,110 @@ TEST_CASE("/metrics renders Prometheus text", "[unit][admin]") {
   m.worker_forks = 4;
   m.worker_exits["crash"] = 2;
   m.orphans_reaped = 7;
-  const HttpResponse r = route("GET", "/metrics", running(2, 3, 3), m);
+  m.reloads = 3;
+  m.worker_startup.observe(0.07);
+  m.retired_requests[0] = 40;
+  SupervisorStatus s = running(2, 3, 3);
+  s.starting = 1;
+  WorkerStatus w0;
+  w0.slot = 0;
+  w0.resident_bytes = 1000;
+  w0.requests_served = 2;
+  w0.requests_in_flight = 1;
+  w0.heartbeat_age_seconds = 0.5;
+  WorkerStatus w0_successor = w0;
+  w0_successor.resident_bytes = 500;
+  w0_successor.heartbeat_age_seconds = 0.25;
+  WorkerStatus w1;
+  w1.slot = 1;
+  s.workers = {w0, w0_successor, w1};
+  AdminView view{s,
+                 m,
+                 11,
+                 {{"http://127.0.0.1:8000", 4, 128}, {"unix:/run/a \"b\"", 0, 64}},
+                 ProcessStats{1.7e9, 0.25, 4096, 8192, 9, 1024},
+                 nullptr};
+  const HttpResponse r = routeAdmin("GET", "/metrics", view);
   CHECK(r.status == 200);
-  CHECK(r.content_type == "text/plain; version=0.0.4");
-  CHECK_THAT(r.body, Catch::Contains("corral_workers{state=\"ready\"} 2\n"));
-  CHECK_THAT(r.body, Catch::Contains("corral_worker_spawns_total 5\n"));
-  CHECK_THAT(r.body, Catch::Contains("corral_worker_forks_total 4\n"));
-  CHECK_THAT(r.body, Catch::Contains("corral_worker_exits_total{reason=\"crash\"} 2\n"));
-  CHECK_THAT(r.body, Catch::Contains("corral_orphans_reaped_total 7\n"));
-  CHECK_THAT(r.body, Catch::Contains("corral_listen_queue_connections 0\n"));
-  CHECK_THAT(r.body, Catch::Contains("corral_state{state=\"running\"} 1\n"));
-  CHECK_THAT(r.body, Catch::Contains("# TYPE corral_worker_exits_total counter\n"));
+  CHECK(r.content_type == "text/plain; version=0.0.4; charset=utf-8");
+  const auto has = [&](const std::string& line) { CHECK_THAT(r.body, Catch::Contains(line)); };
+  has("corral_build_info{version=\"" CORRAL_VERSION "\"} 1\n");
+  has("corral_workers{state=\"starting\"} 1\n");
+  has("corral_workers{state=\"ready\"} 2\n");
+  has("corral_workers{state=\"draining\"} 0\n");
+  has("corral_workers_desired 3\n");
+  has("corral_worker_spawns_total 5\n");
+  has("corral_worker_forks_total 4\n");
+  has("corral_worker_exits_total{reason=\"crash\"} 2\n");
+  // Every known reason is there from the start, at 0, in snake_case.
+  has("corral_worker_exits_total{reason=\"killed_at_drain_deadline\"} 0\n");
+  has("corral_worker_exits_total{reason=\"oom\"} 0\n");
+  has("corral_orphans_reaped_total 7\n");
+  has("corral_reloads_total 3\n");
+  has("# TYPE corral_reloads_total counter\n");
+  has("corral_listen_queue_connections{listener=\"http://127.0.0.1:8000\"} 4\n");
+  has("corral_listen_queue_limit{listener=\"http://127.0.0.1:8000\"} 128\n");
+  has("corral_listen_queue_limit{listener=\"unix:/run/a \\\"b\\\"\"} 64\n");
+  has("corral_state{state=\"running\"} 1\n");
+  has("# TYPE corral_worker_exits_total counter\n");
+  // A slot's two workers (one replacing the other) add up; retired workers' requests stay.
+  has("corral_worker_resident_memory_bytes{worker=\"0\"} 1500\n");
+  has("corral_worker_heartbeat_age_seconds{worker=\"0\"} 0.25\n");
+  has("corral_worker_requests_total{worker=\"0\"} 44\n");
+  has("corral_worker_requests_in_flight{worker=\"0\"} 2\n");
+  has("corral_worker_requests_total{worker=\"1\"} 0\n");
+  has("# TYPE corral_worker_startup_seconds histogram\n");
+  has("corral_worker_startup_seconds_bucket{le=\"0.05\"} 0\n");
+  has("corral_worker_startup_seconds_bucket{le=\"0.1\"} 1\n");
+  has("corral_worker_startup_seconds_bucket{le=\"+Inf\"} 1\n");
+  has("corral_worker_startup_seconds_count 1\n");
+  has("corral_drain_duration_seconds_count 0\n");
+  has("corral_admin_requests_total 11\n");
+  has("process_open_fds 9\n");
+  has("process_max_fds 1024\n");
+  has("process_resident_memory_bytes 4096\n");
+  has("process_cpu_seconds_total 0.25\n");
+  CHECK_THAT(r.body, !Catch::Contains("corral_generation"));
+  CHECK_THAT(r.body, !Catch::Contains("state=\"desired\""));
+}
+
+TEST_CASE("/status describes corral and every worker", "[unit][admin]") {
+  Metrics m;
+  SupervisorStatus s = running(1, 1, 1);
+  s.uptime_seconds = 12.3456;
+  WorkerStatus w;
+  w.slot = 0;
+  w.pid = 42;
+  w.state = "ready";
+  w.restarts = 2;
+  w.last_exit = "killed by SIGKILL";
+  w.last_exit_reason = "crash";
+  w.resident_bytes = 1 << 20;
+  w.requests_served = 9;
+  s.workers = {w};
+  Config config;
+  config.app = "main:app";
+  config.binds = {parseBindAddress("127.0.0.1:8000", "--bind")};
+  const json::Object settings = settingsJson(config);
+  const HttpResponse r = routeAdmin("GET", "/status", {s, m, 0, {}, {}, &settings});
+  CHECK(r.status == 200);
+  CHECK(r.content_type == "application/json");
+  const auto body = boost::json::parse(r.body).as_object();
+  CHECK(body.at("version") == CORRAL_VERSION);
+  CHECK(body.at("state") == "running");
+  CHECK(body.at("uptime_seconds").as_double() == Approx(12.346));
+  CHECK(body.at("workers_reason") == "auto: 2 workers from cgroup");
+  CHECK(body.at("settings").at("app") == "main:app");
+  CHECK(body.at("settings").at("bind").at(0) == "127.0.0.1:8000");
+  CHECK(body.at("settings").at("graceful_timeout") == "30s");
+  const auto& worker = body.at("workers").at(0).as_object();
+  CHECK(worker.at("pid") == 42);
+  CHECK(worker.at("state") == "ready");
+  CHECK(worker.at("restarts") == 2);
+  CHECK(worker.at("last_exit").at("reason") == "crash");
+  CHECK(worker.at("resident_memory_bytes") == 1 << 20);
+  CHECK(worker.at("requests_served") == 9);
+  CHECK(worker.at("heartbeat_age_seconds").is_null());
 }
 
 }  // namespace

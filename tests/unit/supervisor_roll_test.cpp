@@ -199,7 +199,7 @@ TEST_CASE("Scaling: SIGTTIN adds a worker, SIGTTOU drains one, never below one",
   h.signal(SIGTTOU);  // at one worker: ignored
   CHECK(s.status().target == 1);
   CHECK(s.status().alive == 1);
-  CHECK(s.metrics().worker_exits.at("scaled down") == 2);
+  CHECK(s.metrics().worker_exits.at("scaled_down") == 2);
 }
 
 TEST_CASE("Recycling: the replacement serves before the worker at its limit stops",

@@ -55,7 +55,7 @@ TEST_CASE("Starting: a worker not ready in time is aborted, killed and replaced"
   CHECK(h.spawns() == 3);  // the first failure of a slot is replaced at once
   CHECK(h.spawner.spawned.back().slot == 0);
   CHECK(s.state() == State::Starting);
-  CHECK(s.metrics().worker_exits.at("startup-timeout") == 1);
+  CHECK(s.metrics().worker_exits.at("startup_timeout") == 1);
 }
 
 TEST_CASE("Starting: an app that cannot boot stops corral once", "[unit][supervisor]") {
@@ -247,7 +247,7 @@ TEST_CASE("A boot error after the first READY is respawned, not fatal", "[unit][
   h.spawner.message(102, "BOOT_ERROR=database is down");
   h.spawner.exit(102, ExitStatus::exited(3));
   CHECK(s.state() == State::Running);
-  CHECK(s.metrics().worker_exits.at("boot failure") == 1);
+  CHECK(s.metrics().worker_exits.at("boot_failure") == 1);
   h.clock.advance(100ms);
   CHECK(h.spawns() == 4);
 }
@@ -279,6 +279,76 @@ TEST_CASE("status() reports what /ready needs", "[unit][supervisor]") {
   CHECK(status.alive == 3);
   CHECK(status.ready == 1);
   CHECK(status.required == 2);
+}
+
+}  // namespace
+}  // namespace corral
+
+namespace corral {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Harness;
+
+const WorkerStatus* workerIn(const SupervisorStatus& status, Pid pid) {
+  for (const WorkerStatus& worker : status.workers) {
+    if (worker.pid == pid) return &worker;
+  }
+  return nullptr;
+}
+
+TEST_CASE("What the workers report, and what the supervisor counts, for /metrics and /status",
+          "[unit][supervisor]") {
+  Harness h;
+  h.config.timeout = 8s;
+  Supervisor& s = h.start();
+  // Every exit reason is counted from the start.
+  CHECK(s.metrics().worker_exits.size() == kExitReasons.size());
+  CHECK(s.metrics().worker_exits.at("oom") == 0);
+  CHECK(s.status().starting == 2);
+  h.clock.advance(70ms);
+  h.readyAll();
+  CHECK(s.metrics().worker_startup.count == 2);
+  CHECK(s.metrics().worker_startup.sum == Approx(0.14));
+  CHECK(s.status().starting == 0);
+
+  h.spawner.message(100, "REQUESTS=5 2");
+  h.clock.advance(1500ms);
+  h.spawner.message(101, "WATCHDOG=1");
+  SupervisorStatus status = s.status();
+  REQUIRE(status.workers.size() == 2);
+  CHECK(status.workers[0].slot == 0);
+  CHECK(status.workers[0].state == "ready");
+  CHECK(status.workers[0].requests_served == 5);
+  CHECK(status.workers[0].requests_in_flight == 2);
+  CHECK(status.workers[0].heartbeat_age_seconds.value_or(-1) == Approx(1.5));  // since READY
+  CHECK(status.workers[1].heartbeat_age_seconds.value_or(-1) == Approx(0.0));
+  CHECK(status.workers[0].age_seconds == Approx(1.57));
+  CHECK(status.uptime_seconds == Approx(1.57));
+
+  // A crash: the slot's count of requests carries over to the next worker, which is a restart.
+  h.spawner.exit(100, ExitStatus::signaled(SIGKILL));
+  CHECK(s.metrics().retired_requests.at(0) == 5);
+  status = s.status();
+  const WorkerStatus* replacement = workerIn(status, 102);
+  REQUIRE(replacement != nullptr);
+  CHECK(replacement->state == "starting");
+  CHECK(replacement->restarts == 1);
+  CHECK(replacement->last_exit == "killed by SIGKILL");
+  CHECK(replacement->last_exit_reason == "crash");
+  CHECK_FALSE(replacement->heartbeat_age_seconds);
+
+  // A reload is counted; the worker it replaces drains, and its drain is timed.
+  h.ready(102);
+  h.signal(SIGHUP);
+  CHECK(s.metrics().reloads == 1);
+  h.ready(103);  // slot 0's successor: the old worker is told to stop
+  CHECK(s.status().draining == 1);
+  h.clock.advance(300ms);
+  h.spawner.exit(102, ExitStatus::exited(0));
+  CHECK(s.metrics().worker_exits.at("reloaded") == 1);
+  CHECK(s.metrics().drain_duration.count == 1);
+  CHECK(s.metrics().drain_duration.sum == Approx(0.3));
 }
 
 }  // namespace

@@ -59,7 +59,8 @@ TEST_CASE("Worker settings JSON", "[unit][worker]") {
           R"({"app":"examples.app:app","app_dir":".","factory":false,"slot":0,)"
           R"("sockets":[3,5],"heartbeat_interval":7.5,"uvicorn":{"lifespan":"auto",)"
           R"("http":"auto","loop":"auto","backlog":2048,"timeout_keep_alive":5,)"
-          R"("root_path":"","log_level":"info","access_log":true}})");
+          R"("root_path":"","log_level":"info","access_log":true,"log_config":null},)"
+          R"("log_format":"text"})");
   }
   SECTION("options the user set are passed with uvicorn's names") {
     c.limit_concurrency = 50;
