@@ -493,13 +493,13 @@ std::vector<Notice> environmentNotices(const std::vector<std::string>& names,
       notices.push_back(
           {Notice::Level::Warning,
            "GUNICORN_CMD_ARGS is set, but corral does not read it" +
-               (equivalent.empty() ? std::string() : "; for corral: " + printable(equivalent))});
+               (equivalent.empty() ? std::string() : "; for corral: " + equivalent)});
     } else if (name.starts_with("UVICORN_") && name.size() > 8) {
       const std::string equivalent = translateUvicornVariable(name, env);
       notices.push_back(
           {Notice::Level::Warning,
            name + " is set, but corral does not read it (uvicorn does)" +
-               (equivalent.empty() ? std::string() : "; for corral: " + printable(equivalent))});
+               (equivalent.empty() ? std::string() : "; for corral: " + equivalent)});
     }
   }
   return notices;
