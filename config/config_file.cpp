@@ -219,6 +219,8 @@ ConfigFile ConfigFile::load(const Input& input) {
          error && error != std::errc::no_such_file_or_directory ? error.message() : "no such file");
   }
   if (std::filesystem::is_directory(status)) fail(input, "is a directory, not a file");
+  // Not a pipe or a device, which could block or never end.
+  if (!std::filesystem::is_regular_file(status)) fail(input, "is not a regular file");
   std::ifstream stream(input.text, std::ios::binary);
   if (!stream) fail(input, std::string("cannot be read: ") + std::strerror(errno));
   std::string text;

@@ -490,16 +490,14 @@ std::vector<Notice> environmentNotices(const std::vector<std::string>& names,
       if (auto notice = corralVariableNotice(name)) notices.push_back(std::move(*notice));
     } else if (name == "GUNICORN_CMD_ARGS") {
       const std::string equivalent = translateArguments(env(name).value_or(""));
-      notices.push_back(
-          {Notice::Level::Warning,
-           "GUNICORN_CMD_ARGS is set, but corral does not read it" +
-               (equivalent.empty() ? std::string() : "; for corral: " + equivalent)});
+      notices.push_back({Notice::Level::Warning,
+                         "GUNICORN_CMD_ARGS is set, but corral does not read it" +
+                             (equivalent.empty() ? std::string() : "; for corral: " + equivalent)});
     } else if (name.starts_with("UVICORN_") && name.size() > 8) {
       const std::string equivalent = translateUvicornVariable(name, env);
-      notices.push_back(
-          {Notice::Level::Warning,
-           name + " is set, but corral does not read it (uvicorn does)" +
-               (equivalent.empty() ? std::string() : "; for corral: " + equivalent)});
+      notices.push_back({Notice::Level::Warning,
+                         name + " is set, but corral does not read it (uvicorn does)" +
+                             (equivalent.empty() ? std::string() : "; for corral: " + equivalent)});
     }
   }
   return notices;

@@ -653,7 +653,8 @@ TEST_CASE_METHOD(FileFixture, "uvicorn's TLS, WebSocket and header options are r
   }
 }
 
-TEST_CASE_METHOD(FileFixture, "--chdir is where relative paths are taken from", "[unit][config]") {
+TEST_CASE_METHOD(FileFixture, "Option --chdir is where relative paths are taken from",
+                 "[unit][config]") {
   std::filesystem::create_directories(path("srv/app"));
   write("#!/bin/sh\n", "srv/venv-python");
   std::filesystem::permissions(path("srv/venv-python"), fs::perms::owner_all);
@@ -672,7 +673,7 @@ TEST_CASE_METHOD(FileFixture, "--chdir is where relative paths are taken from", 
 // ---------------------------------------------------------------------------------------------
 // --print-config
 
-TEST_CASE_METHOD(FileFixture, "--print-config says where every setting came from",
+TEST_CASE_METHOD(FileFixture, "Option --print-config says where every setting came from",
                  "[unit][config]") {
   const std::string file = write(
       "app = \"main:app\"\n"
@@ -724,7 +725,7 @@ TEST_CASE_METHOD(FileFixture, "--print-config says where every setting came from
   }
 }
 
-TEST_CASE_METHOD(FileFixture, "--print-config --json", "[unit][config]") {
+TEST_CASE_METHOD(FileFixture, "Options --print-config --json", "[unit][config]") {
   const std::string cert = write("cert", "cert.pem");
   const Run r = run({"--print-config", "--json", "-w", "2", "--ssl-certfile", cert,
                      "--ssl-keyfile-password", "hunter2", "main:app"},
@@ -763,7 +764,7 @@ TEST_CASE_METHOD(FileFixture, "--print-config --json", "[unit][config]") {
   }
 }
 
-TEST_CASE_METHOD(FileFixture, "--check-config asks the caller to check, and starts nothing",
+TEST_CASE_METHOD(FileFixture, "Option --check-config asks the caller to check, and starts nothing",
                  "[unit][config]") {
   const Run r = run({"--check-config", "main:app"});
   CHECK(r.config().app == "main:app");
