@@ -85,6 +85,21 @@ constexpr auto kRefusals = std::to_array<Refusal>({
      "X-Forwarded-For and use --proxy-headers with --forwarded-allow-ips"},
     {"--use-colors,--no-use-colors", false,
      "uvicorn's default logging colours its lines on a terminal by itself; drop it"},
+    {"-e,--env", true,
+     "corral's workers inherit its environment: set the variable there (docker run -e, "
+     "Environment= in systemd, env in Kubernetes)"},
+    {"--env-file", true,
+     "corral reads no env file: use docker run --env-file, systemd's EnvironmentFile= or "
+     "Kubernetes' envFrom"},
+    {"--pythonpath", true,
+     "use --app-dir DIR, which goes first on sys.path, or PYTHONPATH in the environment"},
+    {"--limit-request-line,--limit-request-fields,--limit-request-field-size", true,
+     "uvicorn has no such limits; with --http h11, --h11-max-incomplete-event-size SIZE bounds "
+     "a request's head"},
+    {"--interface", true,
+     "corral leaves uvicorn's --interface on auto, which tells ASGI 3 from ASGI 2 apps; corral "
+     "runs ASGI apps only"},
+    {"--sendfile,--no-sendfile", false, "uvicorn does not use sendfile; drop it"},
 });
 
 // gunicorn.conf.py's setting names that differ from gunicorn's flags, for the keys and

@@ -431,6 +431,12 @@ TEST_CASE_METHOD(FileFixture, "Options that do not apply get why, and what inste
       {{"--statsd-host", "localhost:8125"},
        "--statsd-host: corral sends no statsd; it serves "
        "Prometheus metrics"},
+      {{"-e", "A=1"}, "-e: corral's workers inherit its environment"},
+      {{"--env-file", ".env"}, "--env-file: corral reads no env file"},
+      {{"--pythonpath", "/srv"}, "--pythonpath: use --app-dir DIR"},
+      {{"--limit-request-line", "8190"}, "--limit-request-line: uvicorn has no such limits"},
+      {{"--interface", "asgi3"}, "--interface: corral leaves uvicorn's --interface on auto"},
+      {{"--no-sendfile"}, "--no-sendfile: uvicorn does not use sendfile"},
   }));
   Args full = args;
   full.push_back("main:app");
