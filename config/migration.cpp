@@ -19,6 +19,8 @@ constexpr auto kSynonyms = std::to_array<Synonym>({
     {"--uds", "PATH", "", "uvicorn"},
     {"--fd", "N", "", "uvicorn"},
     {"--keep-alive", "SECONDS", "--timeout-keep-alive", "gunicorn"},
+    // gunicorn's arbiter kills a worker silent for this long; corral's heartbeat timeout.
+    {"-t", "SECONDS", "--timeout", "gunicorn"},
     {"--timeout-graceful-shutdown", "SECONDS", "--graceful-timeout", "uvicorn"},
     // uvicorn's own supervisor (--workers) kills a worker that does not answer its health check
     // within this time; corral's heartbeat timeout does that job.

@@ -383,6 +383,7 @@ TEST_CASE_METHOD(FileFixture, "gunicorn's and uvicorn's names set corral's optio
   CHECK(run({"--no-access-log", "main:app"}).config().access_log == false);
   CHECK(run({"--access-logfile", "/dev/stdout", "main:app"}).config().access_log);
   CHECK(run({"--log-file", "/dev/stderr", "main:app"}).config().app == "main:app");
+  CHECK(run({"-t", "90", "main:app"}).config().timeout == 90s);
   SECTION("a bad value is named by the spelling used") {
     CHECK_THAT(run({"--keep-alive", "soon", "main:app"}).error(),
                Catch::Contains("--keep-alive 'soon'"));
