@@ -51,13 +51,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!outcome.config && outcome.exit_code != 0 && error.empty()) __builtin_trap();
   if (!error.empty() && error.back() != '\n') __builtin_trap();
   // Every line is a warning, an info line or the one error, which comes last.
-  std::size_t start = 0;
-  while (start < error.size()) {
-    const std::size_t end = error.find('\n', start);
-    const std::string_view line(error.data() + start, end - start);
-    if (!line.starts_with("corral: ")) __builtin_trap();
-    if (line.starts_with("corral: error: ") && end != error.size() - 1) __builtin_trap();
-    start = end + 1;
+  std::size_t from = 0;
+  while (from < error.size()) {
+    const std::size_t end = error.find('\n', from);
+    const std::string_view message(error.data() + from, end - from);
+    if (!message.starts_with("corral: ")) __builtin_trap();
+    if (message.starts_with("corral: error: ") && end != error.size() - 1) __builtin_trap();
+    from = end + 1;
   }
   return 0;
 }
