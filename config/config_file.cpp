@@ -125,7 +125,9 @@ class Reader {
       const std::string name(key.str());
       const std::string where = at(key.source().begin.line);
       const auto [option, expect, repeatable] = resolve(name, where, node);
-      values[option] = inputs(where + ": " + name, node, expect, repeatable, name);
+      std::string source = where;
+      source.append(": ").append(name);
+      values[option] = inputs(source, node, expect, repeatable, name);
     }
     return values;
   }

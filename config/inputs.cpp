@@ -21,9 +21,10 @@ std::optional<Input> Inputs::fromCommandLine(const std::string& name) const {
     const auto& values = line_.given(spelling);
     if (values.empty()) continue;
     if (found) {
-      throw ConfigError(spelling + " and " + found->source + " are both given, and " + spelling +
-                        " is " + std::string(synonym.origin) + "'s name for " + name +
-                        ": keep one");
+      std::string message = spelling;
+      message.append(" and ").append(found->source).append(" are both given, and ");
+      message.append(spelling).append(" is ").append(synonym.origin).append("'s name for ");
+      throw ConfigError(message.append(name).append(": keep one"));
     }
     found = synonymInput(synonym, values.back());
   }

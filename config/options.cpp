@@ -311,7 +311,9 @@ void rejectSwallowedOptions(const CLI::App& app) {
     if (findOption(name) != nullptr) continue;
     for (const auto& value : app.get_option(name)->results()) {
       if (isOptionSpelling(value)) {
-        throw ConfigError(name + " needs a value: " + name + " " + std::string(synonym.metavar));
+        std::string message = name;
+        message.append(" needs a value: ").append(name).append(" ").append(synonym.metavar);
+        throw ConfigError(message);
       }
     }
   }

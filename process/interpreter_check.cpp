@@ -18,7 +18,7 @@
 namespace corral {
 namespace {
 
-constexpr std::size_t kMaxDatagram = 32 * 1024;  // the shim's MAX_DATAGRAM
+constexpr std::size_t kMaxDatagram = std::size_t{32} * 1024;  // the shim's MAX_DATAGRAM
 
 // The child's status, waited for here: --check-config runs before the Reaper exists.
 int waitFor(pid_t pid) {
