@@ -66,6 +66,10 @@ BindAddress defaultAdminBind(const std::vector<BindAddress>& binds) {
 }  // namespace
 
 std::vector<Input> bindInputs(const Inputs& inputs) {
+  if (inputs.prefersFile()) {
+    auto in_file = inputs.fromFile("--bind");
+    if (!in_file.empty()) return in_file;
+  }
   auto given = inputs.all("--bind");
   for (auto& address : synonymBinds(inputs.commandLine())) given.push_back(std::move(address));
   if (!given.empty()) return given;

@@ -233,6 +233,17 @@ Config buildConfig(const Inputs& inputs) {
   return config;
 }
 
+// A value of the file that the environment or the command line overrides is checked all the
+// same: a bad one would otherwise wait, unseen, for the day the override goes. Only errors
+// about the file's own values count here; the others were settled by the first pass.
+void checkOverriddenFileValues(const Inputs& inputs, const ConfigFile& file) {
+  try {
+    buildConfig(inputs.fileFirst());
+  } catch (const ConfigError& error) {
+    if (std::string_view(error.what()).starts_with(escapeControls(file.path()) + ":")) throw;
+  }
+}
+
 bool given(const CommandLine& line, const std::string& flag) {
   return !line.given(flag).empty();
 }
@@ -264,7 +275,10 @@ ParseOutcome parseOrThrow(int argc, const char* const* argv, const EnvLookup& en
   const Inputs inputs(line, env, file ? &*file : nullptr);
   checkInertSynonyms(line, notices);
   Config config = buildConfig(inputs);
-  if (file) config.config_file = file->path();
+  if (file) {
+    checkOverriddenFileValues(inputs, *file);
+    config.config_file = file->path();
+  }
   const bool check = given(line, "--check-config");
   if (given(line, "--json") && !given(line, "--print-config")) {
     throw ConfigError("--json goes with --print-config");

@@ -32,6 +32,10 @@ std::optional<Input> Inputs::fromCommandLine(const std::string& name) const {
 }
 
 std::optional<Input> Inputs::get(const std::string& name) const {
+  if (file_first_) {
+    auto in_file = fromFile(name);
+    if (!in_file.empty()) return in_file.back();
+  }
   if (auto given = fromCommandLine(name)) return given;
   const OptionInfo* option = findOption(name);
   if (option == nullptr || option->in_environment) {
@@ -49,6 +53,10 @@ std::vector<Input> Inputs::all(const std::string& name) const {
 }
 
 std::vector<Input> Inputs::list(const std::string& name, std::string_view separators) const {
+  if (file_first_) {
+    auto in_file = fromFile(name);
+    if (!in_file.empty()) return in_file;
+  }
   auto given = all(name);
   if (!given.empty()) return given;
   if (const auto listed = variable(envNameFor(name))) {

@@ -51,6 +51,17 @@ class Inputs {
   /// A variable of the environment; empty counts as unset.
   std::optional<Input> variable(const std::string& name) const;
 
+  /// These inputs with the config file first: every value the file holds is used, even where
+  /// the environment or the command line overrides it, so that it can be checked.
+  Inputs fileFirst() const {
+    Inputs inputs = *this;
+    inputs.file_first_ = true;
+    return inputs;
+  }
+
+  /// Whether these are fileFirst() inputs.
+  bool prefersFile() const { return file_first_; }
+
   const EnvLookup& env() const { return env_; }
   const CommandLine& commandLine() const { return line_; }
   const ConfigFile* file() const { return file_; }
@@ -61,6 +72,7 @@ class Inputs {
   const CommandLine& line_;
   const EnvLookup& env_;
   const ConfigFile* file_;
+  bool file_first_ = false;
 };
 
 /// `input`'s text cut at any of `separators`, each part an Input from the same source; fails

@@ -111,6 +111,20 @@ def test_bad_config_file_exits_2_naming_file_and_line(corral, tmp_path, text, ne
     print(line)
 
 
+def test_bad_value_in_the_file_is_found_where_it_is_overridden(corral, tmp_path):
+    # The command line and the environment win, but the file's bad value is not left for the
+    # day they go.
+    config = tmp_path / "corral.toml"
+    config.write_text('app = "apps.basic:app"\nworkers = "lots"\n')
+    c = corral.run("--config", str(config), app=None, workers=2, timeout=15)
+    one_error(c, f"{config}:2: workers = 'lots'")
+    config.write_text('app = "apps.basic:app"\nworkers = 3\nbacklog = 0\n')
+    c = corral.run("--config", str(config), app=None, workers=None,
+                   env={"CORRAL_BACKLOG": "100"}, timeout=15)
+    one_error(c, f"{config}:3: backlog = '0'")
+    assert not c.spawns()
+
+
 def test_gunicorn_conf_py_is_refused_with_a_pointer(corral, tmp_path):
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text("workers = 4\n")

@@ -343,6 +343,24 @@ TEST_CASE_METHOD(FileFixture,
   }
 }
 
+TEST_CASE_METHOD(FileFixture, "A bad value in the file is an error even where it is overridden",
+                 "[unit][config]") {
+  const auto [line, args, env] = GENERATE(table<std::string, Args, Env>({
+      {"workers = \"lots\"", {"--workers", "2"}, {}},
+      {"workers = \"lots\"", {}, {{"CORRAL_WORKERS", "2"}}},
+      {"graceful-timeout = \"30 s\"", {"--timeout-graceful-shutdown", "5"}, {}},
+      {"bind = [\"nope:x\"]", {"--port", "9000"}, {}},
+      {"bind = [\"nope:x\"]", {}, {{"CORRAL_BIND", "127.0.0.1:9000"}}},
+  }));
+  const std::string error = withFile("app = \"a:b\"\n" + line + "\n", args, env).error();
+  CHECK_THAT(error, Catch::Contains("corral.toml:2: " + line.substr(0, line.find(' '))));
+  // A good value that is overridden stays overridden, and is no error.
+  const Run c_run = withFile("app = \"a:b\"\nworkers = 3\nbind = [\"127.0.0.1:7001\"]\n",
+                             {"--workers", "2"}, {{"CORRAL_BIND", "127.0.0.1:7002"}});
+  CHECK(c_run.config().workers == 2);
+  CHECK(bindStrings(c_run.config()) == std::vector<std::string>{"127.0.0.1:7002"});
+}
+
 // ---------------------------------------------------------------------------------------------
 // gunicorn's and uvicorn's names
 
