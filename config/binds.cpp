@@ -2,11 +2,11 @@
 
 #include <unistd.h>
 
-#include <cctype>
 #include <cstdint>
 #include <string_view>
 
 #include "config/config_error.hpp"
+#include "config/migration.hpp"
 #include "config/option_values.hpp"
 #include "config/socket_activation.hpp"
 
@@ -14,28 +14,6 @@ namespace corral {
 namespace {
 
 constexpr std::uint16_t kDefaultAdminPort = 8081;
-
-std::vector<Input> splitList(const Input& input) {
-  std::vector<Input> items;
-  std::string item;
-  for (const char c : input.text + ",") {
-    if (c == ',' || std::isspace(static_cast<unsigned char>(c)) != 0) {
-      if (!item.empty()) items.push_back({input.source, item});
-      item.clear();
-    } else {
-      item += c;
-    }
-  }
-  if (items.empty()) fail(input, "expected addresses separated by commas or spaces");
-  return items;
-}
-
-std::vector<Input> bindInputs(const Inputs& inputs) {
-  auto given = inputs.all("--bind");
-  if (!given.empty()) return given;
-  if (const auto listed = inputs.variable("CORRAL_BIND")) return splitList(*listed);
-  return {};
-}
 
 // Platforms such as Heroku and Cloud Run announce the port to serve in PORT; gunicorn honours
 // it the same way.
@@ -94,6 +72,20 @@ BindAddress defaultAdminBind(const std::vector<BindAddress>& binds) {
 }
 
 }  // namespace
+
+std::vector<Input> bindInputs(const Inputs& inputs) {
+  if (inputs.prefersFile()) {
+    auto in_file = inputs.fromFile("--bind");
+    if (!in_file.empty()) return in_file;
+  }
+  auto given = inputs.all("--bind");
+  for (auto& address : synonymBinds(inputs.commandLine())) given.push_back(std::move(address));
+  if (!given.empty()) return given;
+  if (const auto listed = inputs.variable("CORRAL_BIND")) {
+    return splitInput(*listed, ", \t\n\r\f\v", "expected addresses separated by commas or spaces");
+  }
+  return inputs.fromFile("--bind");
+}
 
 std::vector<BindAddress> parseBinds(const Inputs& inputs) {
   std::vector<BindAddress> binds = activatedBinds(inputs, false);

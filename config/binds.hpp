@@ -8,6 +8,10 @@
 
 namespace corral {
 
+/// The --bind values that win: those of the command line (with --host/--port, --uds and --fd),
+/// else those of CORRAL_BIND, else the config file's; none when none of them has any.
+std::vector<Input> bindInputs(const Inputs& inputs);
+
 /// The addresses to serve the app on: systemd's activated sockets, then --bind (or the list in
 /// CORRAL_BIND), else one default address. Never empty; duplicates are refused.
 std::vector<BindAddress> parseBinds(const Inputs& inputs);

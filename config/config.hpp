@@ -34,6 +34,13 @@ struct WorkerUser {
   std::string name;
 };
 
+/// A header uvicorn adds to every response (--header NAME:VALUE).
+struct ResponseHeader {
+  std::string name;
+  std::string value;
+  bool operator==(const ResponseHeader&) const = default;
+};
+
 /// Everything corral was asked to do, validated. Defaults live here and nowhere else.
 struct Config {
   std::string app;                         ///< "module:attribute"
@@ -72,6 +79,37 @@ struct Config {
   std::string pidfile;     ///< empty: none
   std::optional<WorkerUser> user;  ///< nullopt: workers run as corral does
   std::optional<unsigned> umask;   ///< applied before binding (unix sockets, pidfile)
+  std::string chdir;               ///< absolute; corral and the workers run there; empty: stay
+
+  // Passed to uvicorn as they are; unset ones are left to uvicorn's defaults, so that a uvicorn
+  // too old to know one is bothered only when it is set.
+  std::optional<std::string> ssl_certfile;
+  std::optional<std::string> ssl_keyfile;
+  std::optional<std::string> ssl_keyfile_password;
+  std::optional<int> ssl_version;    ///< a ssl.PROTOCOL_* number
+  std::optional<int> ssl_cert_reqs;  ///< a ssl.CERT_* number: 0 none, 1 optional, 2 required
+  std::optional<std::string> ssl_ca_certs;
+  std::optional<std::string> ssl_ciphers;
+  std::optional<std::string> ws;  ///< auto, none, websockets, wsproto or an import string
+  std::optional<std::uint64_t> ws_max_size;
+  std::optional<int> ws_max_queue;
+  std::optional<Duration> ws_ping_interval;
+  std::optional<Duration> ws_ping_timeout;
+  std::optional<bool> ws_per_message_deflate;
+  std::vector<ResponseHeader> headers;
+  std::optional<bool> server_header;
+  std::optional<bool> date_header;
+  std::optional<std::uint64_t> h11_max_incomplete_event_size;
+
+  std::string config_file;  ///< the --config file read, as given; empty: none
+};
+
+/// Something corral says about its settings that is no error: an info line about a flag it
+/// accepts and needs not, a warning about a variable it does not read.
+struct Notice {
+  enum class Level { Info, Warning };
+  Level level = Level::Warning;
+  std::string text;
 };
 
 /// Looks up an environment variable; injected so tests need not touch the real environment.
@@ -80,16 +118,26 @@ using EnvLookup = std::function<std::optional<std::string>(const std::string& na
 /// The real environment.
 EnvLookup processEnvironment();
 
-/// Result of parsing a command line: a Config to run, or an exit code after --help/--version
-/// (printed to `out`) or an error (one line printed to `err`).
+/// Result of parsing a command line: a Config to run (or to check, for --check-config), or an
+/// exit code after --help, --version or --print-config (printed to `out`) or an error (one line
+/// printed to `err`, after the notices).
 struct ParseOutcome {
+  enum class Mode { Run, Check };
   std::optional<Config> config;
   int exit_code = 0;
+  Mode mode = Mode::Run;
+  std::vector<Notice> notices = {};  ///< for the caller to log, when there is a config
 };
 
-/// Parses argv and CORRAL_* variables (the command line wins), applies WEB_CONCURRENCY and PORT,
-/// resolves the interpreter and validates everything. Never throws.
+/// Parses argv, CORRAL_* variables and the --config file (the command line wins over the
+/// environment, which wins over the file), applies WEB_CONCURRENCY and PORT, resolves the
+/// interpreter and validates everything. `env_names` lists the environment's variables, for the
+/// warnings about those that look meant for corral but are not read. Never throws.
 ParseOutcome parseCommandLine(int argc, const char* const* argv, const EnvLookup& env,
-                              std::ostream& out, std::ostream& err);
+                              std::ostream& out, std::ostream& err,
+                              const std::vector<std::string>& env_names = {});
+
+/// The names of the process environment's variables.
+std::vector<std::string> environmentNames();
 
 }  // namespace corral

@@ -30,6 +30,10 @@ std::string printable(std::string_view text) {
 }
 
 std::string describeInput(std::string_view source, std::string_view text) {
+  // A config file's value is named "FILE:LINE: key" (config/config_file.hpp).
+  if (source.find(": ") != std::string_view::npos) {
+    return std::string(source) + " = '" + printable(text) + "'";
+  }
   const bool variable = !source.empty() && source.front() != '-' && source != "APP";
   return std::string(source) + (variable ? "='" : " '") + printable(text) + "'";
 }

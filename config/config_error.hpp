@@ -18,7 +18,8 @@ struct ConfigError : std::runtime_error {
 };
 
 /// Names a user's input the way they wrote it, so they can find it: a flag as `--workers 'abc'`,
-/// a variable as `CORRAL_WORKERS='abc'`, the positional as `APP 'x'`. Control characters are
+/// a variable as `CORRAL_WORKERS='abc'`, the positional as `APP 'x'`, a config file's value as
+/// `corral.toml:3: workers = 'abc'`. Control characters are
 /// escaped and huge values shortened, so a message always stays on one line.
 std::string describeInput(std::string_view source, std::string_view text);
 

@@ -100,6 +100,29 @@ std::string parseApp(const std::optional<Input>& input) {
   return input->text;
 }
 
+ResponseHeader parseHeader(const Input& input) {
+  const auto colon = input.text.find(':');
+  const std::string_view name = trim(std::string_view(input.text).substr(0, colon));
+  if (colon == std::string::npos || name.empty()) {
+    fail(input, "expected NAME:VALUE, e.g. 'X-Frame-Options: DENY'");
+  }
+  // RFC 9110's token characters.
+  constexpr std::string_view kTokenPunctuation = "!#$%&'*+-.^_`|~";
+  const bool token = std::all_of(name.begin(), name.end(), [&](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+           kTokenPunctuation.find(c) != std::string_view::npos;
+  });
+  if (!token) fail(input, "'" + std::string(name) + "' is not a valid header name");
+  const std::string_view value = trim(std::string_view(input.text).substr(colon + 1));
+  // A line break would let the value start a header, or a body, of its own.
+  const bool clean = std::none_of(value.begin(), value.end(), [](char c) {
+    const auto byte = static_cast<unsigned char>(c);
+    return (byte < 0x20 && c != '\t') || byte == 0x7f;
+  });
+  if (!clean) fail(input, "a header value cannot hold line breaks or control characters");
+  return {std::string(name), std::string(value)};
+}
+
 unsigned parseUmask(const Input& input) {
   std::string_view digits = input.text;
   if (digits.starts_with("0o")) digits.remove_prefix(2);

@@ -38,6 +38,10 @@ LogLevel parseLogLevel(const Input& input);
 /// APP as module:attribute, both dotted Python names; fails when it is missing.
 std::string parseApp(const std::optional<Input>& input);
 
+/// NAME:VALUE (--header), as uvicorn splits it at the first colon, with the spaces around the
+/// value dropped; the name must be an HTTP token and the value free of line breaks.
+ResponseHeader parseHeader(const Input& input);
+
 /// An octal mode from 000 to 777, with or without a "0o" prefix.
 unsigned parseUmask(const Input& input);
 

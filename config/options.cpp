@@ -10,21 +10,28 @@
 
 #include "config/config_error.hpp"
 #include "config/exit_codes.hpp"
+#include "config/migration.hpp"
 
 namespace corral {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// The option table. It drives CLI11 registration, the help text and the CORRAL_* variable
-// names, so the three cannot drift apart.
+// The option table. It drives CLI11 registration, the help text, the CORRAL_* variable names,
+// the config file's keys and --print-config, so none of them can drift apart.
 
 enum class Group { Binding, Workers, Timeouts, Uvicorn, Process, General };
+
+// Traits of a row, or-ed together; most rows have none.
+constexpr unsigned kRepeatable = 1U << 0;       ///< every value is kept (--bind), not the last
+constexpr unsigned kCommandLineOnly = 1U << 1;  ///< no CORRAL_* variable, no config-file key
+constexpr unsigned kNotInFile = 1U << 2;        ///< no config-file key (--config itself)
 
 struct OptionSpec {
   std::string_view names;    ///< CLI11 spelling; "!" marks the negating half of a flag pair
   std::string_view metavar;  ///< empty for flags
   Group group;
   std::string_view help;  ///< '\n' starts a continuation line
+  unsigned traits = 0;
 };
 
 constexpr auto kOptions = std::to_array<OptionSpec>({
@@ -32,7 +39,8 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
      "Listen on ADDR; repeat to listen on several. ADDR is\n"
      "HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N; a bare HOST\n"
      "means port 8000 [0.0.0.0:$PORT if PORT is set, else\n"
-     "127.0.0.1:8000]"},
+     "127.0.0.1:8000]",
+     kRepeatable},
     {"--admin-bind", "ADDR", Group::Binding,
      "Serve /healthz, /ready and /metrics on ADDR (HOST:PORT or\n"
      "unix:PATH); 'none' turns them off [port 8081 on the first\n"
@@ -98,6 +106,32 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--factory", "", Group::Uvicorn, "APP is a factory: call it without arguments to get the app"},
     {"--[no-]access-log", "", Group::Uvicorn, "Log every request [on]"},
     {"--app-dir", "DIR", Group::Uvicorn, "Directory put first on sys.path to import APP from [.]"},
+    {"--[no-]server-header", "", Group::Uvicorn, "Send 'Server: uvicorn' [on]"},
+    {"--[no-]date-header", "", Group::Uvicorn, "Send a Date header [on]"},
+    {"--header", "NAME:VALUE", Group::Uvicorn,
+     "Add this header to every response; repeat for several", kRepeatable},
+    {"--h11-max-incomplete-event-size", "SIZE", Group::Uvicorn,
+     "With h11, the most bytes of an unfinished request head\n"
+     "to buffer (uvicorn >= 0.18) [16Ki]"},
+    {"--ws", "IMPL", Group::Uvicorn,
+     "WebSockets: auto, none, websockets, wsproto or an\n"
+     "import string [auto]"},
+    {"--ws-max-size", "SIZE", Group::Uvicorn, "Largest WebSocket message accepted [16Mi]"},
+    {"--ws-max-queue", "N", Group::Uvicorn,
+     "WebSocket messages held for the app (uvicorn >= 0.23) [32]"},
+    {"--ws-ping-interval", "DURATION", Group::Uvicorn, "WebSocket ping interval [20s]"},
+    {"--ws-ping-timeout", "DURATION", Group::Uvicorn, "WebSocket ping timeout [20s]"},
+    {"--[no-]ws-per-message-deflate", "", Group::Uvicorn, "WebSocket compression [on]"},
+    {"--ssl-certfile", "FILE", Group::Uvicorn, "Serve HTTPS with this certificate (PEM)"},
+    {"--ssl-keyfile", "FILE", Group::Uvicorn, "The certificate's private key (PEM)"},
+    {"--ssl-keyfile-password", "PASSWORD", Group::Uvicorn,
+     "Password of an encrypted --ssl-keyfile (better set\n"
+     "in CORRAL_SSL_KEYFILE_PASSWORD than on the command line)"},
+    {"--ssl-version", "N", Group::Uvicorn, "A ssl.PROTOCOL_* number [TLS_SERVER]"},
+    {"--ssl-cert-reqs", "N", Group::Uvicorn,
+     "Client certificates: 0 none, 1 optional, 2 required [0]"},
+    {"--ssl-ca-certs", "FILE", Group::Uvicorn, "CA certificates to verify clients with"},
+    {"--ssl-ciphers", "CIPHERS", Group::Uvicorn, "OpenSSL cipher list [Python's default]"},
     {"--pidfile", "PATH", Group::Process, "Write corral's pid to PATH once bound; removed at exit"},
     {"--user", "USER", Group::Process,
      "Run the workers as USER (name or uid); corral starts as\n"
@@ -106,6 +140,9 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--umask", "MODE", Group::Process,
      "Octal umask for corral and the workers, e.g. 007 for a\n"
      "unix socket shared with a group [inherited]"},
+    {"--chdir", "DIR", Group::Process,
+     "Run corral and the workers in DIR, as gunicorn's --chdir;\n"
+     "relative paths of other options are taken from there"},
     {"--log-level", "LEVEL", Group::General,
      "critical, error, warning, info, debug or trace [info]"},
     {"--log-format", "FORMAT", Group::General,
@@ -115,8 +152,20 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
      "The workers' logging config, as uvicorn's option: a\n"
      "dictConfig .json or .yaml, or a fileConfig file; it\n"
      "replaces corral's format for the workers"},
-    {"-h,--help", "", Group::General, "Show this help and exit"},
-    {"--version", "", Group::General, "Show the version and exit"},
+    {"-c,--config", "FILE", Group::General,
+     "Read settings from this TOML file, keys named as the\n"
+     "long options (workers = 4); the environment and the\n"
+     "command line win over it [$CORRAL_CONFIG]",
+     kNotInFile},
+    {"--check-config", "", Group::General,
+     "Check the settings, the interpreter, its uvicorn and\n"
+     "APP's module, start nothing, exit 0 or 2",
+     kCommandLineOnly},
+    {"--print-config", "", Group::General, "Print every setting and where it came from, then exit",
+     kCommandLineOnly},
+    {"--json", "", Group::General, "With --print-config: print JSON", kCommandLineOnly},
+    {"-h,--help", "", Group::General, "Show this help and exit", kCommandLineOnly},
+    {"--version", "", Group::General, "Show the version and exit", kCommandLineOnly},
 });
 
 // "--[no-]x" is how the help spells a flag pair; CLI11 wants "--x,!--no-x".
@@ -181,23 +230,28 @@ void registerOptions(CLI::App& app) {
     option->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
     if (!spec.metavar.empty()) option->allow_extra_args(false);
   }
+  // gunicorn's and uvicorn's names, unless the table has taken one over as an option of its own.
+  for (const Synonym& synonym : synonyms()) {
+    if (findOption(synonymName(synonym)) != nullptr) continue;
+    app.add_option(std::string(synonym.names))
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+        ->allow_extra_args(false);
+  }
   app.add_option("APP");
 }
 
-// Hints for flags that people bring over from gunicorn and uvicorn.
-std::string_view unknownOptionHint(std::string_view flag) {
-  if (flag == "--host" || flag == "--port") return "use --bind HOST:PORT";
-  if (flag == "--uds") return "use --bind unix:PATH";
-  if (flag == "--fd") return "use --bind fd://N";
-  if (flag == "-k" || flag == "--worker-class") return "corral always runs uvicorn workers";
-  if (flag == "--reload") return "corral does not reload; use uvicorn --reload while developing";
-  return "run 'corral --help' for the list";
+// For flags that people bring over from gunicorn and uvicorn, why they do not apply; for a
+// typo, the option meant.
+std::string unknownOptionHint(std::string_view flag) {
+  if (const auto reason = refusalReason(flag)) return ": " + std::string(*reason);
+  const std::string advice = adviceFor(flag, Spelling::Flag);
+  return advice.empty() ? "; run 'corral --help' for the list" : advice;
 }
 
 [[noreturn]] void rejectUnknownOption(const std::string& arg) {
   const std::string flag = arg.substr(0, arg.find('='));
-  throw ConfigError("unknown option '" + printable(flag) + "'; " +
-                    std::string(unknownOptionHint(flag)));
+  if (refusalReason(flag)) throw ConfigError(printable(flag) + unknownOptionHint(flag));
+  throw ConfigError("unknown option '" + printable(flag) + "'" + unknownOptionHint(flag));
 }
 
 bool looksLikeOption(const std::string& arg) {
@@ -237,12 +291,13 @@ std::vector<std::string> spellings(const OptionSpec& spec) {
 }
 
 bool isOptionSpelling(std::string_view arg) {
+  std::vector<std::string> names = synonymSpellings();
   for (const auto& spec : kOptions) {
-    for (const std::string& name : spellings(spec)) {
-      if (arg == name || arg.substr(0, name.size() + 1) == name + "=") return true;
-    }
+    for (std::string& name : spellings(spec)) names.push_back(std::move(name));
   }
-  return false;
+  return std::any_of(names.begin(), names.end(), [&](const std::string& name) {
+    return arg == name || arg.substr(0, name.size() + 1) == name + "=";
+  });
 }
 
 ConfigError needsValue(const OptionSpec& spec) {
@@ -257,6 +312,17 @@ void rejectSwallowedOptions(const CLI::App& app) {
     if (spec.metavar.empty()) continue;
     for (const auto& value : app.get_option(primaryName(spec))->results()) {
       if (isOptionSpelling(value)) throw needsValue(spec);
+    }
+  }
+  for (const Synonym& synonym : synonyms()) {
+    const std::string name(synonymName(synonym));
+    if (findOption(name) != nullptr) continue;
+    for (const auto& value : app.get_option(name)->results()) {
+      if (isOptionSpelling(value)) {
+        std::string message = name;
+        message.append(" needs a value: ").append(name).append(" ").append(synonym.metavar);
+        throw ConfigError(message);
+      }
     }
   }
 }
@@ -280,11 +346,64 @@ CommandLine givenValues(const CLI::App& app) {
     const std::string name = primaryName(spec);
     line.values[name] = app.get_option(name)->results();
   }
+  for (const Synonym& synonym : synonyms()) {
+    const std::string name(synonymName(synonym));
+    if (findOption(name) == nullptr) line.values[name] = app.get_option(name)->results();
+  }
   line.values["APP"] = app.get_option("APP")->results();
   return line;
 }
 
+OptionInfo infoFor(const OptionSpec& spec) {
+  OptionInfo info;
+  info.name = primaryName(spec);
+  const bool has_short = spec.names.size() > 1 && spec.names[1] != '-';
+  if (has_short) info.short_name = std::string(spec.names.substr(0, 2));
+  info.metavar = spec.metavar;
+  info.pair = spec.names.find("[no-]") != std::string_view::npos;
+  info.repeatable = (spec.traits & kRepeatable) != 0;
+  info.in_environment = (spec.traits & kCommandLineOnly) == 0;
+  info.in_file = (spec.traits & (kCommandLineOnly | kNotInFile)) == 0;
+  return info;
+}
+
+// The help's last lines: gunicorn's and uvicorn's spellings corral accepts.
+void renderSynonyms(std::ostream& out) {
+  std::string line = "Also accepted, as gunicorn and uvicorn spell them:";
+  std::string text;
+  for (const Synonym& synonym : synonyms()) {
+    if (findOption(synonymName(synonym)) != nullptr) continue;
+    std::string item = " " + std::string(synonym.names);
+    std::replace(item.begin(), item.end(), ',', '/');
+    item += synonym.target.empty() ? "" : " (" + std::string(synonym.target) + ")";
+    item += &synonym == &synonyms().back() ? "." : ",";
+    if (line.size() + item.size() > 92) {
+      text += line + '\n';
+      line = " ";
+    }
+    line += item;
+  }
+  out << text << line << '\n';
+}
+
 }  // namespace
+
+const std::vector<OptionInfo>& optionTable() {
+  static const std::vector<OptionInfo> table = [] {
+    std::vector<OptionInfo> out;
+    out.reserve(kOptions.size());
+    for (const auto& spec : kOptions) out.push_back(infoFor(spec));
+    return out;
+  }();
+  return table;
+}
+
+const OptionInfo* findOption(std::string_view name) {
+  for (const OptionInfo& option : optionTable()) {
+    if (option.name == name) return &option;
+  }
+  return nullptr;
+}
 
 const std::vector<std::string>& CommandLine::given(std::string_view name) const {
   const auto found = values.find(name);
@@ -353,8 +472,13 @@ std::string helpText() {
          "Every option can also be set in the environment as CORRAL_<OPTION>, upper case with\n"
          "dashes as underscores: CORRAL_WORKERS=4, CORRAL_GRACEFUL_TIMEOUT=1m,\n"
          "CORRAL_PROXY_HEADERS=true, CORRAL_APP=main:app. The command line wins; empty variables\n"
-         "are ignored. CORRAL_BIND may hold several addresses separated by commas or spaces.\n"
-         "\n"
+         "are ignored. CORRAL_BIND may hold several addresses separated by commas or spaces,\n"
+         "CORRAL_HEADER several headers on lines of their own. A --config file has the same\n"
+         "settings as keys (app = \"main:app\", workers = 4, bind = [\"0.0.0.0:8000\"]); the\n"
+         "environment wins over it. --print-config shows what came from where.\n"
+         "\n";
+  renderSynonyms(out);
+  out << "\n"
       << "Exit codes: " << kExitOk << " stopped cleanly, " << kExitFailure << " runtime failure, "
       << kExitUsage << " bad usage or configuration,\n"
       << kExitBootFailure << " APP failed to import or start, " << kExitInterrupted

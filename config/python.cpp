@@ -47,7 +47,8 @@ std::optional<std::string> searchPath(const std::string& name, const Inputs& inp
   return std::nullopt;
 }
 
-std::string checkInterpreterFile(const Input& input, const std::string& path) {
+std::string checkInterpreterFile(const Input& input, std::string path, const std::string& base) {
+  if (!base.empty() && !path.starts_with('/')) path = base + "/" + path;
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0) fail(input, "no such file");
   if (S_ISDIR(info.st_mode)) fail(input, "is a directory; pass the interpreter itself");
@@ -57,12 +58,12 @@ std::string checkInterpreterFile(const Input& input, const std::string& path) {
 
 }  // namespace
 
-std::string resolvePython(const Inputs& inputs) {
+std::string resolvePython(const Inputs& inputs, const std::string& base) {
   constexpr std::string_view kInstall = "install Python 3 or pass --python /path/to/python";
   if (const auto chosen = inputs.get("--python")) {
     if (chosen->text.empty()) fail(*chosen, "expected an interpreter name or path");
     if (chosen->text.find('/') != std::string::npos) {
-      return checkInterpreterFile(*chosen, chosen->text);
+      return checkInterpreterFile(*chosen, chosen->text, base);
     }
     if (auto found = searchPath(chosen->text, inputs)) return *found;
     fail(*chosen, "not found on PATH; " + std::string(kInstall));

@@ -23,7 +23,7 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # util-linux (setpriv, unshare), procps; for packaging/kubernetes/: PyYAML, libseccomp's Python
 # binding and Node.js (npm: see install_npm_packages). Benchmarks bring their own in bench/.
 PACKAGES=(
-  g++ cmake make libboost1.81-dev libspdlog-dev libcli11-dev catch2
+  g++ cmake make libboost1.81-dev libspdlog-dev libcli11-dev libtomlplusplus-dev catch2
   python3 python3-uvicorn python3-fastapi python3-pytest
   curl procps util-linux systemd
   python3-yaml python3-seccomp nodejs clang-format clang-tidy clang-14 libclang-rt-14-dev

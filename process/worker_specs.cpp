@@ -28,6 +28,44 @@ double seconds(Duration d) {
   return static_cast<double>(d.count()) / 1000.0;
 }
 
+template <typename T>
+void setIf(json::Object& out, std::string_view key, const std::optional<T>& value) {
+  if (value) out[key] = *value;
+}
+
+// A ping time of 0 is uvicorn's None: no pings.
+json::Value pingTime(Duration d) {
+  return d == Duration::zero() ? json::Value(nullptr) : json::Value(seconds(d));
+}
+
+// The options corral only passes on. Only those set are sent, so that a uvicorn too old to know
+// one is troubled only when it is used (the shim then names the option and the uvicorn it needs).
+void addPassThrough(const Config& config, json::Object& out) {
+  setIf(out, "ssl_certfile", config.ssl_certfile);
+  setIf(out, "ssl_keyfile", config.ssl_keyfile);
+  setIf(out, "ssl_keyfile_password", config.ssl_keyfile_password);
+  setIf(out, "ssl_version", config.ssl_version);
+  setIf(out, "ssl_cert_reqs", config.ssl_cert_reqs);
+  setIf(out, "ssl_ca_certs", config.ssl_ca_certs);
+  setIf(out, "ssl_ciphers", config.ssl_ciphers);
+  setIf(out, "ws", config.ws);
+  setIf(out, "ws_max_size", config.ws_max_size);
+  setIf(out, "ws_max_queue", config.ws_max_queue);
+  if (config.ws_ping_interval) out["ws_ping_interval"] = pingTime(*config.ws_ping_interval);
+  if (config.ws_ping_timeout) out["ws_ping_timeout"] = pingTime(*config.ws_ping_timeout);
+  setIf(out, "ws_per_message_deflate", config.ws_per_message_deflate);
+  setIf(out, "server_header", config.server_header);
+  setIf(out, "date_header", config.date_header);
+  setIf(out, "h11_max_incomplete_event_size", config.h11_max_incomplete_event_size);
+  if (!config.headers.empty()) {
+    // uvicorn's own --header hands it [name, value] pairs.
+    json::Array headers;
+    for (const auto& header : config.headers)
+      headers.push_back(json::Array{header.name, header.value});
+    out["headers"] = std::move(headers);
+  }
+}
+
 // uvicorn.Config's own keyword names and types; unset options are left to uvicorn's defaults.
 json::Object uvicornSettings(const Config& config) {
   json::Object out{
@@ -46,6 +84,7 @@ json::Object uvicornSettings(const Config& config) {
   if (config.limit_concurrency) out["limit_concurrency"] = *config.limit_concurrency;
   if (config.proxy_headers) out["proxy_headers"] = *config.proxy_headers;
   if (config.forwarded_allow_ips) out["forwarded_allow_ips"] = *config.forwarded_allow_ips;
+  addPassThrough(config, out);
   return out;
 }
 

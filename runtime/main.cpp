@@ -3,14 +3,18 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <iostream>
 #include <vector>
 
 #include "config/config.hpp"
 #include "config/exit_codes.hpp"
 #include "process/launcher.hpp"
+#include "runtime/check_config.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/startup_error.hpp"
@@ -54,11 +58,21 @@ int main(int argc, char** argv) {
     return runStatusCommand(argc - 1, argv + 1);
   resetSignals();
   const ParseOutcome outcome =
-      parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr);
+      parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr, environmentNames());
   if (!outcome.config) return outcome.exit_code;
   const Config& config = *outcome.config;
+  // Before anything reads a relative path: the workers, the pidfile and unix sockets too.
+  if (!config.chdir.empty() && ::chdir(config.chdir.c_str()) != 0) {
+    std::cerr << "corral: error: cannot enter --chdir " << config.chdir << ": "
+              << std::strerror(errno) << '\n';
+    return kExitFailure;
+  }
+  if (outcome.mode == ParseOutcome::Mode::Check) {
+    return checkConfig(config, outcome.notices, std::cout, std::cerr);
+  }
   closeInheritedFds(config);
   setupLogging(config.log_level, config.log_format);
+  logNotices(outcome.notices);
   // Before anything is bound or written: unix sockets and the pidfile get this mode.
   if (config.umask) ::umask(static_cast<mode_t>(*config.umask));
   try {

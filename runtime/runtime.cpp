@@ -29,7 +29,10 @@ std::vector<Listener> openListeners(const Config& config) {
   listeners.reserve(config.binds.size());
   for (const BindAddress& address : config.binds) {
     listeners.push_back(Listener::open(address, config.backlog));
-    spdlog::info("listening on {}", listeners.back().url());
+    // With --ssl-certfile the workers serve HTTPS on every TCP listener.
+    const std::string& url = listeners.back().url();
+    const bool tls = config.ssl_certfile && url.starts_with("http://");
+    spdlog::info("listening on {}", tls ? "https://" + url.substr(7) : url);
   }
   return listeners;
 }

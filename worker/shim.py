@@ -121,13 +121,14 @@ def clip(text, limit):
 
 
 def read_settings():
-    """(settings, control channel fd, whether this is the worker template), taken out of the
-    environment: the app must not see them."""
+    """(settings, control channel fd, role), taken out of the environment: the app must not see
+    them. The role is "" for a worker, "template" or "check"."""
     raw = os.environ.pop("CORRAL_WORKER_SETTINGS", None)
     # The spawner picks the control channel's fd, so it comes beside the settings.
     control_fd = os.environ.pop("CORRAL_CONTROL_FD", None)
-    # The worker template (--start-method forkserver) gets slot 0's settings.
-    template = os.environ.pop("CORRAL_WORKER_ROLE", "") == "template"
+    # The worker template (--start-method forkserver) gets slot 0's settings, and so does the
+    # check of corral --check-config.
+    role = os.environ.pop("CORRAL_WORKER_ROLE", "")
     if raw is None:
         die("CORRAL_WORKER_SETTINGS is not set; this program is run by corral")
     try:
@@ -140,7 +141,7 @@ def read_settings():
         die("CORRAL_CONTROL_FD is not set; this program is run by corral")
     if not (control_fd.isascii() and control_fd.isdigit()):
         die(f"CORRAL_CONTROL_FD is not a file descriptor number: {control_fd!r}")
-    return settings, int(control_fd), template
+    return settings, int(control_fd), role
 
 
 class ListeningSocket(socket.socket):
@@ -286,7 +287,35 @@ class Internals:
         if problems:
             raise self.missing(problems)
 
+    # uvicorn.Config options corral passes only when they are set, with the first uvicorn
+    # release that has each (uvicorn's release notes; the pull request in parentheses). The
+    # others corral passes are in every release it supports.
+    SINCE = {
+        "ws_per_message_deflate": "0.17.0",  # (#1300)
+        "h11_max_incomplete_event_size": "0.18.0",  # (#1514)
+        "ws_max_queue": "0.23.0",  # (#2033)
+    }
+
+    def unsupported(self, options):
+        """ConfigError naming each of `options` (uvicorn.Config keywords) that this uvicorn's
+        Config does not take, as corral's option and with the release that has it; or None."""
+        try:
+            known = inspect.signature(self.uvicorn.Config).parameters
+        except (TypeError, ValueError):
+            return None  # no signature to compare with: uvicorn.Config itself will say
+        missing = [name for name in options if name not in known]
+        if not missing:
+            return None
+        flags = ", ".join("--header" if name == "headers" else "--" + name.replace("_", "-")
+                          + (f" (uvicorn >= {self.SINCE[name]})" if name in self.SINCE else "")
+                          for name in missing)
+        return ConfigError(f"{self.where} does not support {flags}: upgrade uvicorn in that "
+                           "interpreter, or leave the option unset")
+
     def make_config(self, settings, notify):
+        problem = self.unsupported(settings.get("uvicorn", {}))
+        if problem is not None:
+            raise problem
         try:
             return self.uvicorn.Config(
                 settings["app"],
@@ -462,6 +491,59 @@ class Internals:
         shutdown_threads()
         run_exit_functions()
         return True
+
+
+def find_module(name, app_dir):
+    """Where the module `name` (dotted) would be imported from, with app_dir first on sys.path,
+    found without importing it or its packages (which would run the app's code); None if it is
+    nowhere."""
+    import importlib.machinery
+    path = [os.path.abspath(app_dir)] + sys.path
+    parts = name.split(".")
+    spec = None
+    for depth in range(len(parts)):
+        if not path:
+            return None  # a module, not a package, where a package was named
+        spec = importlib.machinery.PathFinder.find_spec(".".join(parts[:depth + 1]), path)
+        if spec is None:
+            return None
+        path = spec.submodule_search_locations
+    return spec.origin or "a namespace package"
+
+
+def check(settings, control):
+    """corral --check-config: what a worker would find before it imports the app, reported as
+    CHECKED=<what was found> or CONFIG_ERROR=<what is wrong>; nothing is served or imported of
+    the app."""
+    uvicorn = import_uvicorn(control)
+    internals = Internals(uvicorn)
+    options = settings.get("uvicorn", {})
+    try:
+        internals.check()
+        problem = internals.unsupported(options)
+        if problem is not None:
+            raise problem
+        try:
+            # What a worker does before it imports the app: TLS certificates, headers and the
+            # protocol, loop and lifespan modules.
+            uvicorn.Config(placeholder_app, **options).load()
+        except Exception as exc:
+            raise ConfigError(f"{internals.where} cannot use corral's settings: "
+                              f"{type(exc).__name__}: {exc}") from None
+    except ConfigError as exc:
+        control.fail("CONFIG_ERROR", str(exc), EXIT_CONFIG_ERROR)
+    app_dir = settings.get("app_dir", ".")
+    module = settings.get("app", "").partition(":")[0]
+    found = find_module(module, app_dir)
+    if found is None:
+        control.fail("CONFIG_ERROR",
+                     f"APP {settings.get('app')!r}: no module {module!r} in "
+                     f"{os.path.abspath(app_dir)} (--app-dir) or on {PYTHON}'s sys.path",
+                     EXIT_CONFIG_ERROR)
+    control.send("CHECKED", f"{module} found at {found}; uvicorn "
+                            f"{getattr(uvicorn, '__version__', '?')} on Python "
+                            f"{sys.version.split()[0]} ({PYTHON})")
+    sys.exit(0)
 
 
 def positional(function):
@@ -1170,7 +1252,7 @@ def leave(status):
 
 def main():
     faulthandler.enable()  # corral's SIGABRT to a hung worker then dumps every thread's stack
-    settings, control_fd, template = read_settings()
+    settings, control_fd, role = read_settings()
     # Until uvicorn installs its handlers, a stop request simply ends the worker: nothing is
     # served yet, and an app's `except BaseException` cannot swallow a KeyboardInterrupt.
     for sig in STOP_SIGNALS:
@@ -1179,7 +1261,9 @@ def main():
         control = Control(control_fd)
     except OSError as exc:
         die(f"CORRAL_CONTROL_FD {control_fd} is no usable control channel: {exc}")
-    if template:
+    if role == "check":
+        check(settings, control)
+    if role == "template":
         # Returns only in each worker it forks, with that worker's settings and channel.
         settings, control = Template(settings, control).serve()
     serve(settings, control)

@@ -1,7 +1,8 @@
 // The whole command line and environment. The input is split at newlines: a line "NAME=value"
-// whose NAME starts with CORRAL_ (or is PORT or WEB_CONCURRENCY) is an environment variable,
+// whose NAME starts with CORRAL_ or UVICORN_ (or is PORT, WEB_CONCURRENCY or GUNICORN_CMD_ARGS)
+// is an environment variable,
 // every other line an argument. Whatever comes in, parseCommandLine returns a Config or an exit
-// code, and prints at most one line of error.
+// code, and prints at most one line of error, the last, after its warnings (one line each).
 
 #include <cstddef>
 #include <cstdint>
@@ -24,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto equals = line.find('=');
     const std::string name = line.substr(0, equals);
     if (equals != std::string::npos &&
-        (name.starts_with("CORRAL_") || name == "PORT" || name == "WEB_CONCURRENCY")) {
+        (name.starts_with("CORRAL_") || name.starts_with("UVICORN_") || name == "PORT" ||
+         name == "WEB_CONCURRENCY" || name == "GUNICORN_CMD_ARGS")) {
       env[name] = line.substr(equals + 1);
     } else {
       args.push_back(line);
@@ -39,12 +41,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (it == env.end()) return std::nullopt;
     return it->second;
   };
+  std::vector<std::string> names;
+  for (const auto& [name, value] : env) names.push_back(name);
   std::ostringstream out;
   std::ostringstream err;
   const auto outcome =
-      corral::parseCommandLine(static_cast<int>(args.size()), argv.data(), lookup, out, err);
+      corral::parseCommandLine(static_cast<int>(args.size()), argv.data(), lookup, out, err, names);
   const std::string error = err.str();
   if (!outcome.config && outcome.exit_code != 0 && error.empty()) __builtin_trap();
-  if (!error.empty() && error.find('\n') != error.size() - 1) __builtin_trap();
+  if (!error.empty() && error.back() != '\n') __builtin_trap();
+  // Every line is a warning, an info line or the one error, which comes last.
+  std::size_t from = 0;
+  while (from < error.size()) {
+    const std::size_t end = error.find('\n', from);
+    const std::string_view message(error.data() + from, end - from);
+    if (!message.starts_with("corral: ")) __builtin_trap();
+    if (message.starts_with("corral: error: ") && end != error.size() - 1) __builtin_trap();
+    from = end + 1;
+  }
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "process/worker_specs.hpp"
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <catch2/catch.hpp>
 
 #include "worker/shim.hpp"
@@ -75,6 +76,44 @@ TEST_CASE("Worker settings JSON", "[unit][worker]") {
     CHECK(uvicorn.at("limit_concurrency") == 50);
     CHECK(uvicorn.at("proxy_headers") == false);
     CHECK(uvicorn.at("forwarded_allow_ips") == "10.0.0.1,\"x\"");
+  }
+  SECTION("uvicorn's TLS, WebSocket and header options are passed with uvicorn's names") {
+    c.ssl_certfile = "/etc/app/cert.pem";
+    c.ssl_keyfile = "/etc/app/key.pem";
+    c.ssl_keyfile_password = "secret";
+    c.ssl_version = 17;
+    c.ssl_cert_reqs = 2;
+    c.ssl_ca_certs = "/etc/app/ca.pem";
+    c.ssl_ciphers = "ECDHE+AESGCM";
+    c.ws = "wsproto";
+    c.ws_max_size = 1048576;
+    c.ws_max_queue = 8;
+    c.ws_ping_interval = 2500ms;
+    c.ws_ping_timeout = 0ms;
+    c.ws_per_message_deflate = false;
+    c.headers = {{"X-Frame-Options", "DENY"}, {"X-B", ""}};
+    c.server_header = false;
+    c.date_header = true;
+    c.h11_max_incomplete_event_size = 65536;
+    const auto uvicorn = settingsOf(WorkerSpecs(c, {3}, {}), {}).at("uvicorn").as_object();
+    CHECK(uvicorn.at("ssl_certfile") == "/etc/app/cert.pem");
+    CHECK(uvicorn.at("ssl_keyfile") == "/etc/app/key.pem");
+    CHECK(uvicorn.at("ssl_keyfile_password") == "secret");
+    CHECK(uvicorn.at("ssl_version") == 17);
+    CHECK(uvicorn.at("ssl_cert_reqs") == 2);
+    CHECK(uvicorn.at("ssl_ca_certs") == "/etc/app/ca.pem");
+    CHECK(uvicorn.at("ssl_ciphers") == "ECDHE+AESGCM");
+    CHECK(uvicorn.at("ws") == "wsproto");
+    CHECK(uvicorn.at("ws_max_size") == 1048576);
+    CHECK(uvicorn.at("ws_max_queue") == 8);
+    CHECK(uvicorn.at("ws_ping_interval") == 2.5);
+    CHECK(uvicorn.at("ws_ping_timeout").is_null());  // 0: no pings, uvicorn's None
+    CHECK(uvicorn.at("ws_per_message_deflate") == false);
+    CHECK(boost::json::serialize(uvicorn.at("headers")) ==
+          R"([["X-Frame-Options","DENY"],["X-B",""]])");
+    CHECK(uvicorn.at("server_header") == false);
+    CHECK(uvicorn.at("date_header") == true);
+    CHECK(uvicorn.at("h11_max_incomplete_event_size") == 65536);
   }
   SECTION("an app directory that is not UTF-8 still gives valid JSON") {
     c.app_dir = "/srv/caf\xe9";
