@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "config/binds.hpp"
+#include "config/development.hpp"
 #include "config/exit_codes.hpp"
 #include "config/host/resources.hpp"
 #include "config/inputs.hpp"
@@ -31,10 +32,14 @@ void apply(const std::optional<Input>& input, T& field, Parse parse) {
 void applyWorkers(const Inputs& inputs, Config& config) {
   auto input = inputs.get("--workers");
   // uvicorn and gunicorn both read WEB_CONCURRENCY; honouring it makes corral a drop-in.
-  if (!input) input = inputs.variable("WEB_CONCURRENCY");
+  // Under --reload it is production's setting, not the laptop's.
+  if (!input && !config.reload) input = inputs.variable("WEB_CONCURRENCY");
   apply(inputs.get("--worker-memory-budget"), config.worker_memory_budget,
         [](const Input& in) { return parseSize(in.text, in.source); });
-  if (!input || lower(input->text) == "auto") {
+  if (!input && config.reload) {
+    config.workers = 1;
+    config.workers_reason = "--reload";
+  } else if (!input || lower(input->text) == "auto") {
     // gunicorn and uvicorn count the host's CPUs, which inside a CPU-limited container has
     // OOM-killed real deployments (gunicorn #2028); the cgroup quota is what the app may use.
     const WorkerCount count =
@@ -128,6 +133,7 @@ void applyProcess(const Inputs& inputs, Config& config) {
 Config buildConfig(const Inputs& inputs) {
   Config config;
   config.app = parseApp(inputs.get("APP"));
+  config.reload = readReloadFlag(inputs);
   applyWorkers(inputs, config);
   config.binds = parseBinds(inputs);
   config.admin_bind = parseAdminBind(inputs, config.binds);
@@ -139,6 +145,7 @@ Config buildConfig(const Inputs& inputs) {
   applyUvicorn(inputs, config);
   apply(inputs.get("--log-level"), config.log_level, parseLogLevel);
   applyProcess(inputs, config);
+  applyDevelopment(inputs, config);
   // Last: it touches the filesystem, and a typo elsewhere is the likelier mistake.
   config.python = resolvePython(inputs);
   return config;

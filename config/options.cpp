@@ -18,7 +18,7 @@ namespace {
 // The option table. It drives CLI11 registration, the help text and the CORRAL_* variable
 // names, so the three cannot drift apart.
 
-enum class Group { Binding, Workers, Timeouts, Uvicorn, Process, General };
+enum class Group { Binding, Workers, Timeouts, Uvicorn, Process, Development, General };
 
 struct OptionSpec {
   std::string_view names;    ///< CLI11 spelling; "!" marks the negating half of a flag pair
@@ -105,6 +105,25 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--umask", "MODE", Group::Process,
      "Octal umask for corral and the workers, e.g. 007 for a\n"
      "unix socket shared with a group [inherited]"},
+    {"--env-file", "FILE", Group::Process,
+     "Add the KEY=value lines of FILE (the dotenv format\n"
+     "uvicorn reads) to the workers' environment; a variable\n"
+     "set in corral's environment wins"},
+    {"--reload", "", Group::Development,
+     "Restart the workers when the app's files change, and\n"
+     "run 1 worker unless --workers says otherwise"},
+    {"--reload-dir", "DIR", Group::Development,
+     "Watch DIR and its subfolders instead of --app-dir;\n"
+     "repeat for several"},
+    {"--reload-include", "GLOB", Group::Development,
+     "Files whose changes count, besides *.py; repeatable"},
+    {"--reload-exclude", "GLOB", Group::Development,
+     "Files and folders whose changes never count, besides\n"
+     ".* (dot-files and dot-folders), __pycache__, venv,\n"
+     "node_modules, *.py[cod], *~; repeatable"},
+    {"--reload-delay", "DURATION", Group::Development,
+     "Wait for this much quiet after a change before the\n"
+     "restart, so that a save or a checkout makes one [50ms]"},
     {"--log-level", "LEVEL", Group::General,
      "critical, error, warning, info, debug or trace [info]"},
     {"-h,--help", "", Group::General, "Show this help and exit"},
@@ -182,7 +201,6 @@ std::string_view unknownOptionHint(std::string_view flag) {
   if (flag == "--uds") return "use --bind unix:PATH";
   if (flag == "--fd") return "use --bind fd://N";
   if (flag == "-k" || flag == "--worker-class") return "corral always runs uvicorn workers";
-  if (flag == "--reload") return "corral does not reload; use uvicorn --reload while developing";
   return "run 'corral --help' for the list";
 }
 
@@ -322,12 +340,13 @@ std::string envNameFor(std::string_view name) {
 }
 
 std::string helpText() {
-  constexpr std::array<std::pair<Group, std::string_view>, 6> kHeadings = {{
+  constexpr std::array<std::pair<Group, std::string_view>, 7> kHeadings = {{
       {Group::Binding, "Binding:"},
       {Group::Workers, "Workers:"},
       {Group::Timeouts, "Timeouts (DURATION: 30 and 0.5 are seconds; also 500ms, 30s, 2m, 1h):"},
       {Group::Uvicorn, "Passed to uvicorn (same names and meanings as uvicorn's options):"},
       {Group::Process, "Process:"},
+      {Group::Development, "Development (inotify; see the README):"},
       {Group::General, "General:"},
   }};
   std::ostringstream out;

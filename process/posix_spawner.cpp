@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -56,7 +57,7 @@ SpawnResult PosixSpawner::spawn(const WorkerRequest& request) {
 // A worker wanted while the template boots (a crash right after a reload, say) starts afresh.
 std::optional<SpawnResult> PosixSpawner::forkFromTemplate(const WorkerRequest& request,
                                                           const SpawnSpec& spec) {
-  WorkerTemplate* const worker_template = templateFor(request.generation);
+  WorkerTemplate* const worker_template = templateFor(request.template_generation);
   if (worker_template == nullptr || !worker_template->ready()) return std::nullopt;
   bool template_failed = false;
   const SpawnResult forked = withChannel([&](int child_end) {
@@ -176,6 +177,12 @@ bool PosixSpawner::templateExited(Pid pid, const ExitStatus& status) {
     dropTemplate();
   }
   return true;
+}
+
+bool PosixSpawner::templateImported(const std::vector<std::string>& paths) const {
+  if (!template_) return false;
+  return std::any_of(paths.begin(), paths.end(),
+                     [&](const std::string& path) { return template_->imported(path); });
 }
 
 void PosixSpawner::signal(Pid pid, int signo, bool whole_group) {

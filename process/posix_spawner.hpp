@@ -46,6 +46,12 @@ class PosixSpawner final : public ProcessSpawner {
   /// left behind for the service manager to kill.
   void stopTemplates(std::function<void()> done);
 
+  /// Whether the worker template there is now imported any of these files (--reload).
+  bool templateImported(const std::vector<std::string>& paths) const;
+  /// The --env-file's entries, read again: for the workers started from now on, and for the
+  /// next template.
+  void setEnvFile(std::vector<std::string> entries) { specs_.setEnvFile(std::move(entries)); }
+
  private:
   struct Channel {
     unsigned serial;  ///< tells a channel from a later one of a reused pid

@@ -29,6 +29,10 @@ double seconds(Duration d) {
 }
 
 // uvicorn.Config's own keyword names and types; unset options are left to uvicorn's defaults.
+std::string_view nameOf(std::string_view entry) {
+  return entry.substr(0, entry.find('='));
+}
+
 json::Object uvicornSettings(const Config& config) {
   json::Object out{
       {"lifespan", config.lifespan},
@@ -53,6 +57,21 @@ WorkerSpecs::WorkerSpecs(const Config& config, std::vector<int> listener_fds,
     : config_(config), listener_fds_(std::move(listener_fds)) {
   std::copy_if(environment.begin(), environment.end(), std::back_inserter(base_env_),
                [](const std::string& entry) { return !isCorralOnly(entry); });
+  // https://no-color.org: "present and not an empty string".
+  no_color_ = std::any_of(environment.begin(), environment.end(), [](const std::string& entry) {
+    return entry.starts_with("NO_COLOR=") && entry.size() > std::string_view("NO_COLOR=").size();
+  });
+  setEnvFile(config.env_file_entries);
+}
+
+void WorkerSpecs::setEnvFile(std::vector<std::string> entries) {
+  std::erase_if(entries, [this](const std::string& entry) {
+    return isCorralOnly(entry) ||
+           std::any_of(base_env_.begin(), base_env_.end(), [&](const std::string& set) {
+             return nameOf(set) == nameOf(entry);
+           });
+  });
+  env_file_ = std::move(entries);
 }
 
 std::string WorkerSpecs::settingsJson(const WorkerRequest& request) const {
@@ -69,6 +88,10 @@ std::string WorkerSpecs::settingsJson(const WorkerRequest& request) const {
       {"uvicorn", uvicornSettings(config_)},
   };
   if (request.max_requests > 0) settings["max_requests"] = request.max_requests;
+  // The shim then serves a failed load's error (503) rather than exiting, and the worker
+  // template lists what it imported.
+  if (config_.reload) settings["reload"] = true;
+  if (no_color_) settings["uvicorn"].as_object()["use_colors"] = false;
   return json::write(settings);
 }
 
@@ -77,6 +100,7 @@ SpawnSpec WorkerSpecs::specFor(const WorkerRequest& request) const {
   spec.executable = config_.python;
   spec.args = {"-c", std::string(kWorkerShim)};
   spec.env = base_env_;
+  spec.env.insert(spec.env.end(), env_file_.begin(), env_file_.end());
   spec.settings = settingsJson(request);
   return spec;
 }

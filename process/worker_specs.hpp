@@ -27,10 +27,17 @@ class WorkerSpecs {
   SpawnSpec specFor(const WorkerRequest& request) const;
   std::string settingsJson(const WorkerRequest& request) const;
 
+  /// The --env-file's NAME=value entries (config.env_file_entries at first): added to the
+  /// workers' environment but for the variables corral's own environment sets, which win, as
+  /// with uvicorn's --env-file.
+  void setEnvFile(std::vector<std::string> entries);
+
  private:
   const Config& config_;
   std::vector<int> listener_fds_;
   std::vector<std::string> base_env_;
+  std::vector<std::string> env_file_;  ///< the entries of the env file that apply
+  bool no_color_ = false;              ///< NO_COLOR is set: uvicorn's logs go without colours
 };
 
 /// Every variable of the process environment, "NAME=value".

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 
 namespace corral {
@@ -59,11 +60,19 @@ spdlog::level::level_enum toSpdlog(LogLevel level) {
   return spdlog::level::info;
 }
 
+// Colours only on a terminal (spdlog's automatic mode), and never with NO_COLOR set to
+// anything (https://no-color.org), which this spdlog does not read itself.
+spdlog::color_mode colorMode() {
+  const char* no_color = std::getenv("NO_COLOR");
+  return no_color != nullptr && *no_color != '\0' ? spdlog::color_mode::never
+                                                   : spdlog::color_mode::automatic;
+}
+
 }  // namespace
 
 void setupLogging(LogLevel level) {
-  auto sink =
-      std::make_shared<TerminalSafeSink>(std::make_shared<spdlog::sinks::stderr_color_sink_st>());
+  auto sink = std::make_shared<TerminalSafeSink>(
+      std::make_shared<spdlog::sinks::stderr_color_sink_st>(colorMode()));
   auto logger = std::make_shared<spdlog::logger>("corral", std::move(sink));
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-7l%$ %v");
   logger->set_level(toSpdlog(level));

@@ -20,6 +20,7 @@ constexpr std::array kPrefixes{
     Prefix{"RECYCLE=", ControlMessage::Kind::Recycle},
     Prefix{"BOOT_ERROR=", ControlMessage::Kind::BootError},
     Prefix{"CONFIG_ERROR=", ControlMessage::Kind::ConfigError},
+    Prefix{"LOAD_ERROR=", ControlMessage::Kind::LoadError},
 };
 
 }  // namespace

@@ -19,10 +19,11 @@ long long millisSince(TimePoint start, TimePoint now) {
 
 }  // namespace
 
-// The spawner first gets ready for a generation (its worker template boots), so that the
-// generation's workers start in milliseconds; GenerationPrepared says when.
+// The spawner first gets ready for a generation (its worker template boots, unless a --reload
+// change keeps the one there is), so that the generation's workers start in milliseconds;
+// GenerationPrepared says when.
 void Supervisor::prepareGeneration() {
-  spawner_.prepare(generation_, [this, generation = generation_] {
+  spawner_.prepare(template_generation_, [this, generation = generation_] {
     handle(Event::generationPrepared(generation));
   });
 }
@@ -45,7 +46,7 @@ Worker* Supervisor::spawnWorker(int slot, std::optional<Succession> succession) 
     // Drawn per worker, so that workers started together do not all recycle together.
     max_requests += hooks_.random(config_.max_requests_jitter);
   }
-  const SpawnResult result = spawner_.spawn({slot, generation_, max_requests});
+  const SpawnResult result = spawner_.spawn({slot, generation_, max_requests, template_generation_});
   if (!result.ok()) {
     ++metrics_.spawn_failures;
     spdlog::error("worker {} could not be started: {}", slot, std::strerror(result.error));
@@ -73,8 +74,10 @@ void Supervisor::markReady(Pid pid) {
   worker->state = WorkerState::Ready;
   worker->ready_at = now;
   ever_ready_ = true;
-  spdlog::info("worker {} ready (pid {}) in {}ms", worker->slot, pid,
-               millisSince(worker->spawned_at, now));
+  spdlog::info("worker {} ready (pid {}) in {}ms{}", worker->slot, pid,
+               millisSince(worker->spawned_at, now),
+               worker->load_error.empty() ? "" : ", answering 503 with the app's load error");
+  if (!worker->load_error.empty()) reportLoadError(*worker);
   if (config_.timeout.count() > 0) {
     worker->deadline->enable(config_.timeout);
   } else {
