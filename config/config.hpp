@@ -63,16 +63,16 @@ struct Config {
   std::string python;                       ///< absolute path of the interpreter
   std::string start_method = "forkserver";  ///< forkserver | spawn
   LogLevel log_level = LogLevel::Info;
-  std::string pidfile;             ///< empty: none
-  std::optional<WorkerUser> user;  ///< nullopt: workers run as corral does
-  std::optional<unsigned> umask;   ///< applied before binding (unix sockets, pidfile)
-  std::string env_file;            ///< --env-file, absolute; empty: none
+  std::string pidfile;                        ///< empty: none
+  std::optional<WorkerUser> user;             ///< nullopt: workers run as corral does
+  std::optional<unsigned> umask;              ///< applied before binding (unix sockets, pidfile)
+  std::string env_file;                       ///< --env-file, absolute; empty: none
   std::vector<std::string> env_file_entries;  ///< its NAME=value entries, as read at start
   bool reload = false;                        ///< --reload: restart workers on file changes
-  std::vector<std::string> reload_dirs;  ///< watched, canonical: --reload-dir, else --app-dir
-  std::vector<std::string> reload_includes;  ///< globs of files that count, beside *.py
-  std::vector<std::string> reload_excludes;  ///< globs of files and folders that never count
-  Duration reload_delay{50};                 ///< quiet wanted after a change before a restart
+  std::vector<std::string> reload_dirs;       ///< watched, canonical: --reload-dir, else --app-dir
+  std::vector<std::string> reload_includes;   ///< globs of files that count, beside *.py
+  std::vector<std::string> reload_excludes;   ///< globs of files and folders that never count
+  Duration reload_delay{50};                  ///< quiet wanted after a change before a restart
 };
 
 /// Looks up an environment variable; injected so tests need not touch the real environment.

@@ -214,7 +214,8 @@ std::string expand(std::string_view value, const Assigned& earlier, const EnvLoo
 }  // namespace
 
 EnvFileError::EnvFileError(int line_number, const std::string& what)
-    : std::runtime_error("line " + std::to_string(line_number) + ": " + what), line(line_number) {}
+    : std::runtime_error("line " + std::to_string(line_number) + ": " + what), line(line_number) {
+}
 
 std::vector<EnvAssignment> parseEnvFile(std::string_view text) {
   std::vector<EnvAssignment> out;

@@ -15,8 +15,7 @@ namespace {
 constexpr std::array<std::string_view, 1> kDefaultIncludes{"*.py"};
 // uvicorn's own four (".*", ".py[cod]", ".sw.*", "~*"), written so that they match what they
 // mean: its ".py[cod]" names no file, and editors' backups end in "~".
-constexpr std::array<std::string_view, 5> kDefaultExcludes{".*", "*.py[cod]", "*.sw?", "~*",
-                                                           "*~"};
+constexpr std::array<std::string_view, 5> kDefaultExcludes{".*", "*.py[cod]", "*.sw?", "~*", "*~"};
 constexpr std::array<std::string_view, 6> kSkippedFolders{
     ".*", "__pycache__", "venv", "node_modules", "site-packages", "*.egg-info"};
 
@@ -83,10 +82,10 @@ FileFilter::FileFilter(const std::vector<std::string>& includes,
 
 bool FileFilter::watchesFolder(std::string_view path) const {
   const auto names = components(path);
-  if (!names.empty() && std::any_of(kSkippedFolders.begin(), kSkippedFolders.end(),
-                                    [&](std::string_view pattern) {
-                                      return componentMatches(names.back(), pattern);
-                                    })) {
+  if (!names.empty() &&
+      std::any_of(kSkippedFolders.begin(), kSkippedFolders.end(), [&](std::string_view pattern) {
+        return componentMatches(names.back(), pattern);
+      })) {
     return false;
   }
   if (std::any_of(excluded_folders_.begin(), excluded_folders_.end(),

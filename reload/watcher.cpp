@@ -198,8 +198,8 @@ void Watcher::note(const std::string& path) {
   const TimePoint now = clock_.now();
   if (!first_change_) first_change_ = now;
   const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(now - *first_change_);
-  quiet_timer_->enable(std::max(std::min(quiet_, quiet_ + kMaxWait - waited),
-                                std::chrono::milliseconds::zero()));
+  quiet_timer_->enable(
+      std::max(std::min(quiet_, quiet_ + kMaxWait - waited), std::chrono::milliseconds::zero()));
 }
 
 void Watcher::flush() {

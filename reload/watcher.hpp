@@ -75,9 +75,9 @@ class Watcher {
   OnChange on_change_;
   Clock& clock_;
   std::unique_ptr<Timer> quiet_timer_;
-  std::map<int, Folder> folders_;      ///< by watch descriptor
-  std::set<std::string> files_;        ///< watched single files
-  std::vector<std::string> pending_;   ///< changes not reported yet, in order, once each
+  std::map<int, Folder> folders_;     ///< by watch descriptor
+  std::set<std::string> files_;       ///< watched single files
+  std::vector<std::string> pending_;  ///< changes not reported yet, in order, once each
   std::optional<TimePoint> first_change_;
   bool out_of_watches_ = false;
   std::shared_ptr<char> alive_ = std::make_shared<char>();  ///< expires with this object

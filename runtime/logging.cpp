@@ -65,7 +65,7 @@ spdlog::level::level_enum toSpdlog(LogLevel level) {
 spdlog::color_mode colorMode() {
   const char* no_color = std::getenv("NO_COLOR");
   return no_color != nullptr && *no_color != '\0' ? spdlog::color_mode::never
-                                                   : spdlog::color_mode::automatic;
+                                                  : spdlog::color_mode::automatic;
 }
 
 }  // namespace

@@ -41,12 +41,12 @@ struct Event {
   explicit Event(EventKind k) : kind(k) {}
 
   EventKind kind;
-  Pid pid = -1;         ///< the worker, for Worker* events
-  ExitStatus status{};  ///< WorkerExited
-  std::string why;      ///< who asked, or the reason: "SIGTERM", "served 1000 requests"
-  int exit_code = 0;    ///< QuickStop: what corral exits with
-  int slot = -1;        ///< RespawnDue
-  int generation = -1;  ///< GenerationPrepared
+  Pid pid = -1;                 ///< the worker, for Worker* events
+  ExitStatus status{};          ///< WorkerExited
+  std::string why;              ///< who asked, or the reason: "SIGTERM", "served 1000 requests"
+  int exit_code = 0;            ///< QuickStop: what corral exits with
+  int slot = -1;                ///< RespawnDue
+  int generation = -1;          ///< GenerationPrepared
   bool fresh_template = false;  ///< CodeChanged: what the worker template imported changed too
 
   static Event worker(EventKind kind, Pid pid, std::string why = {});

@@ -46,7 +46,8 @@ Worker* Supervisor::spawnWorker(int slot, std::optional<Succession> succession) 
     // Drawn per worker, so that workers started together do not all recycle together.
     max_requests += hooks_.random(config_.max_requests_jitter);
   }
-  const SpawnResult result = spawner_.spawn({slot, generation_, max_requests, template_generation_});
+  const SpawnResult result =
+      spawner_.spawn({slot, generation_, max_requests, template_generation_});
   if (!result.ok()) {
     ++metrics_.spawn_failures;
     spdlog::error("worker {} could not be started: {}", slot, std::strerror(result.error));

@@ -29,6 +29,7 @@ import asyncio
 import atexit
 import faulthandler
 import gc
+import importlib
 import inspect
 import json
 import logging
@@ -586,6 +587,8 @@ class Worker:
         self.heartbeat = settings.get("heartbeat_interval") or 0
         self.max_requests = settings.get("max_requests")
         self.reload = bool(settings.get("reload"))
+        self.modules_before = set(sys.modules)  # a forked worker's include what the template had
+        self.load_failed = False
         self.ready = False
         self.logs = BootLogs()
         self.config = internals.make_config(settings, self.notify)  # configures logging
@@ -608,6 +611,25 @@ class Worker:
             self.beat(loop)
         if self.max_requests:
             self.count_requests(loop)
+        if self.reload and not self.load_failed:
+            self.report_modules()
+
+    def report_modules(self):
+        """--reload: the modules the app imported from outside the watched folders (its
+        libraries: fastapi, pydantic...) as a MODULES message, so that corral's worker template
+        imports them beforehand: a worker forked from it then imports only the app's own code."""
+        watched = tuple(os.path.join(os.path.realpath(folder), "")
+                        for folder in self.settings.get("reload_dirs", []))
+        names = []
+        for name, module in list(sys.modules.items()):
+            if name in self.modules_before or name == "__main__":
+                continue
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str) and os.path.realpath(path).startswith(watched):
+                continue  # the app's own code: imported anew by every worker
+            names.append(name)
+        if names:
+            self.control.send("MODULES", "\n".join(sorted(names)), block=False)
 
     def beat(self, loop):
         # A timer on the event loop: a blocked loop stops the heartbeats, which is how corral
@@ -651,6 +673,7 @@ class Worker:
         """--reload: the app failed to import or to start, so this worker answers every request
         with a 503 saying why (a developer looks at the browser) until corral replaces it at the
         next change. corral prints the error once, from LOAD_ERROR."""
+        self.load_failed = True
         self.control.send("LOAD_ERROR", clip(text, MAX_DATAGRAM - len("LOAD_ERROR=")))
         self.logs.records.clear()  # what corral prints; released, they would say it again
         uvicorn_settings = {**self.settings.get("uvicorn", {}), "lifespan": "off"}
@@ -700,8 +723,23 @@ class Template:
             control.fail("CONFIG_ERROR", f"no prctl for forked workers: {exc}", EXIT_CONFIG_ERROR)
         retitle(f"corral template: {settings.get('app', '')}", TEMPLATE_NAME)
         Internals(import_uvicorn(control)).warm_up(settings)
+        self.preload(settings.get("preload", ()))
         if settings.get("reload"):
             self.send_imports()
+
+    def preload(self, names):
+        """--reload: imports the libraries the app's workers reported (MODULES), so that the
+        workers forked from here do not import them again at every change. A library that
+        starts a thread as it is imported would leave the forked workers without it: the
+        template then gives up, and workers start afresh."""
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except BaseException:  # an import that fails here fails in the worker, reported
+                pass
+        if threading.active_count() > 1:
+            self.control.fail("STATUS", "importing the app's libraries started a thread; not "
+                              "forking workers from it", 0)
 
     def send_imports(self):
         """--reload: the real paths of the source files of every module imported so far, as

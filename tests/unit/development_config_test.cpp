@@ -86,18 +86,17 @@ TEST_CASE("--reload-dir, -include, -exclude and -delay", "[unit][config][reload]
   Folder f;
   fs::create_directories(f.path("src"));
   fs::create_directories(f.path("lib"));
-  const auto outcome =
-      f.parse({"--reload", "--reload-dir", f.path("src"), "--reload-dir", f.path("lib/../lib"),
-               "--reload-include", "*.html", "--reload-exclude", "tests/*", "--reload-delay",
-               "200ms"});
+  const auto outcome = f.parse({"--reload", "--reload-dir", f.path("src"), "--reload-dir",
+                                f.path("lib/../lib"), "--reload-include", "*.html",
+                                "--reload-exclude", "tests/*", "--reload-delay", "200ms"});
   REQUIRE(outcome.config);
   CHECK(outcome.config->reload_dirs == std::vector{f.path("src"), f.path("lib")});
   CHECK(outcome.config->reload_includes == std::vector<std::string>{"*.html"});
   CHECK(outcome.config->reload_excludes == std::vector<std::string>{"tests/*"});
   CHECK(outcome.config->reload_delay == Duration(200));
-  const auto listed = f.parse(
-      {"--reload"}, {{"CORRAL_RELOAD_DIR", f.path("src") + ":" + f.path("lib")},
-                     {"CORRAL_RELOAD_INCLUDE", "*.html, *.txt"}});
+  const auto listed =
+      f.parse({"--reload"}, {{"CORRAL_RELOAD_DIR", f.path("src") + ":" + f.path("lib")},
+                             {"CORRAL_RELOAD_INCLUDE", "*.html, *.txt"}});
   REQUIRE(listed.config);
   CHECK(listed.config->reload_dirs.size() == 2);
   CHECK(listed.config->reload_includes == std::vector<std::string>{"*.html", "*.txt"});
@@ -124,8 +123,7 @@ TEST_CASE("--env-file is read at start; a mistake in it is a usage error",
   CHECK(outcome.config->env_file_entries == std::vector<std::string>{"A=1", "B=two words"});
 
   CHECK(f.parse({"--env-file", f.path("none.env")}).exit_code == kExitUsage);
-  CHECK(f.err.str() ==
-        "corral: error: --env-file '" + f.path("none.env") + "': no such file\n");
+  CHECK(f.err.str() == "corral: error: --env-file '" + f.path("none.env") + "': no such file\n");
   const std::string bad = f.write("bad.env", "A=1\nB=\"open\n");
   CHECK(f.parse({"--env-file", bad}).exit_code == kExitUsage);
   CHECK(f.err.str().starts_with("corral: error: --env-file '" + bad + "' line 2: "));

@@ -48,8 +48,8 @@ TEST_CASE("--reload-include and --reload-exclude add to the defaults and undo th
           "[unit][reload]") {
   const FileFilter filter({"*.html", ".env"}, {"tests/*", "*.py", "generated"});
   CHECK(filter.counts("/app/templates/index.html"));
-  CHECK(filter.counts("/app/.env"));  // a name included as such wins, as in uvicorn
-  CHECK_FALSE(filter.counts("/app/main.py"));        // excluding *.py drops the default include
+  CHECK(filter.counts("/app/.env"));           // a name included as such wins, as in uvicorn
+  CHECK_FALSE(filter.counts("/app/main.py"));  // excluding *.py drops the default include
   CHECK_FALSE(filter.counts("/app/tests/page.html"));
   CHECK_FALSE(filter.watchesFolder("/app/generated"));
   CHECK_FALSE(filter.watchesFolder("/app/tests/fixtures"));  // a folder matches tests/* too

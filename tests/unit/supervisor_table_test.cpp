@@ -12,10 +12,9 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Harness;
 
-constexpr std::array kAllStates{State::Starting,   State::Running,    State::Reloading,
-                                State::Restarting, State::DrainDelay, State::DrainGate,
-                                State::DrainStop,  State::DrainQuick, State::DrainKill,
-                                State::Stopped};
+constexpr std::array kAllStates{
+    State::Starting,  State::Running,   State::Reloading,  State::Restarting, State::DrainDelay,
+    State::DrainGate, State::DrainStop, State::DrainQuick, State::DrainKill,  State::Stopped};
 
 TEST_CASE("The table's test knows every state", "[unit][table]") {
   CHECK(kAllStates.size() == kStateCount);
@@ -44,7 +43,9 @@ void reach(Harness& h, State state) {
     case State::Starting:
     case State::Running: break;
     case State::Reloading: h.signal(SIGHUP); break;
-    case State::Restarting: h.supervisor->handle(Event::codeChanged("app.py changed", false)); break;
+    case State::Restarting:
+      h.supervisor->handle(Event::codeChanged("app.py changed", false));
+      break;
     case State::DrainDelay:
     case State::DrainGate:
     case State::DrainStop: h.signal(SIGTERM); break;
