@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import select
 import signal
+import subprocess
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import EVENT_DEADLINE, http_get, wait_until
+from conftest import CORRAL_BIN, EVENT_DEADLINE, INTEGRATION_DIR, PYTHON, http_get, wait_until
 
 RESTARTING = r"state \w+ -> Restarting"
 TEMPLATE_READY = r"worker template ready \(pid (\d+)\)"
 
 APP = """\
 import os
+{header}
 MESSAGE = {message!r}
 
 async def app(scope, receive, send):
@@ -49,10 +51,13 @@ def extra():
 """
 
 
-def write_app(folder: Path, message: str, extra: str = "return ''") -> Path:
+def write_app(folder: Path, message: str, extra: str = "return ''", header: str = "") -> Path:
+    """main.py: `header` at the top, and `extra`, the body of a function whose result each
+    response ends with."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "main.py"
-    path.write_text(APP.format(message=message, extra=textwrap.indent(extra, "    ")))
+    path.write_text(APP.format(message=message, header=header,
+                               extra=textwrap.indent(extra, "    ")))
     return path
 
 
@@ -176,12 +181,13 @@ def test_a_broken_app_at_start_serves_its_error_and_waits_for_the_fix(corral, tm
 
 def test_a_file_in_a_folder_created_later_is_watched(corral, tmp_path):
     folder = tmp_path / "app"
-    write_app(folder, "v1", extra=textwrap.dedent("""\
+    # Imported as the app is, so that only a worker started after the change can see it.
+    write_app(folder, "v1", extra="return VALUE", header=textwrap.dedent("""\
         try:
             from pkg.sub import mod
+            VALUE = mod.VALUE
         except ImportError:
-            return "no-module"
-        return mod.VALUE
+            VALUE = "no-module"
         """))
     c = start(corral, folder)
     assert c.get("/").text.endswith(" no-module")
@@ -343,3 +349,67 @@ def test_out_of_inotify_watches_says_so_and_watches_what_it_can(corral, tmp_path
     # The app's own folder, the shallowest, is still watched.
     write_app(folder, "v2")
     wait_body(c, lambda r: r.text.startswith("v2 "), "an edit in the watched folder")
+
+
+FASTAPI_APP = """\
+import sys
+PRELOADED = "fastapi" in sys.modules  # before this module imports it
+from fastapi import FastAPI
+
+VERSION = {version!r}
+app = FastAPI()
+
+
+@app.get("/")
+def root():
+    return {{"version": VERSION, "preloaded": PRELOADED}}
+"""
+
+
+def test_the_apps_libraries_are_imported_by_the_template_beforehand(corral, tmp_path):
+    """After the first load, a worker template that has imported fastapi takes over: the
+    workers forked at later changes import only the app's own code."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "main.py").write_text(FASTAPI_APP.format(version="v1"))
+    c = start(corral, folder)
+    assert json.loads(c.get("/").text) == {"version": "v1", "preloaded": False}
+    c.wait_for_log(r"worker template with the app's \d+ library modules ready \(pid \d+\); "
+                   r"workers fork from it now")
+    (folder / "main.py").write_text(FASTAPI_APP.format(version="v2"))
+    new = wait_body(c, lambda r: '"v2"' in r.text, "the edit")
+    assert json.loads(new.text) == {"version": "v2", "preloaded": True}
+
+
+@pytest.mark.parametrize("no_color", [False, True])
+def test_logs_are_coloured_on_a_terminal_unless_no_color(tmp_path, no_color):
+    """The raw bytes corral writes to a terminal: colour codes around the level, none with
+    NO_COLOR set (https://no-color.org)."""
+    master, slave = os.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
+    env.pop("NO_COLOR", None)
+    env["TERM"] = "xterm-256color"
+    if no_color:
+        env["NO_COLOR"] = "1"
+    proc = subprocess.Popen(
+        [CORRAL_BIN, "--reload", "--bind", "127.0.0.1:0", "--admin-bind", "none", "--python",
+         PYTHON, "--app-dir", str(INTEGRATION_DIR), "apps.basic:app"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    output = b""
+    try:
+        deadline = time.monotonic() + EVENT_DEADLINE
+        while b"--reload: serving" not in output and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    output += os.read(master, 65536)
+                except OSError:
+                    break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=EVENT_DEADLINE)
+        os.close(master)
+    print(output.decode(errors="replace"))
+    assert b"--reload: serving" in output
+    assert (b"\x1b[" in output) != no_color
