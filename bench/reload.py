@@ -12,7 +12,9 @@ Run it through `bench/run.sh reload`. For each server and app it measures:
   BENCH_RELOAD_IDLE s (10) of no change and no request: the growth of voluntary_ctxt_switches
   in /proc/PID/status, each of which is one return from a blocking wait.
 
-Both run their workers on the same uvicorn: BENCH_UVICORN, the source folder of a release (the
+BENCH_RELOAD_SERVERS (corral uvicorn) and BENCH_RELOAD_APPS (small fastapi) choose what runs;
+BENCH_RELOAD_CORRAL_ARGS adds options to corral's command line. Both run their workers on the
+same uvicorn: BENCH_UVICORN, the source folder of a release (the
 one holding its `uvicorn/` package; default ../shared/anchors/uvicorn-0.51.0 beside the
 checkout), put first on PYTHONPATH, and Debian's /usr/bin/python3. uvicorn reloads with its
 stat reloader, which is what it uses without the optional watchfiles package (not installed
@@ -44,6 +46,8 @@ UVICORN = os.environ.get("BENCH_UVICORN") or os.path.join(
 PYTHON = os.environ.get("BENCH_PYTHON", "/usr/bin/python3")
 CORRAL = os.environ.get("BENCH_CORRAL", os.path.join(bench.ROOT, "build", "corral"))
 SERVERS = os.environ.get("BENCH_RELOAD_SERVERS", "corral uvicorn").split()
+APPS_RUN = os.environ.get("BENCH_RELOAD_APPS", "small fastapi").split()
+CORRAL_ARGS = os.environ.get("BENCH_RELOAD_CORRAL_ARGS", "").split()  # e.g. --reload-delay 20ms
 
 APPS = {
     "small": """\
@@ -110,7 +114,8 @@ def wait_for(port, version, deadline):
 def command(server, folder, port):
     if server == "corral":
         return [CORRAL, "--reload", "--bind", f"127.0.0.1:{port}", "--admin-bind", "none",
-                "--python", PYTHON, "--app-dir", folder, "--no-access-log", "main:app"]
+                "--python", PYTHON, "--app-dir", folder, "--no-access-log", *CORRAL_ARGS,
+                "main:app"]
     return [PYTHON, "-m", "uvicorn", "--reload", "--port", str(port), "--app-dir", folder,
             "--no-access-log", "main:app"]
 
@@ -205,7 +210,7 @@ def main():
                              capture_output=True, text=True, check=True).stdout.strip()
     results = []
     failed = False
-    for kind in APPS:
+    for kind in APPS_RUN:
         for server in SERVERS:
             try:
                 results.append(run(server, kind, logs))

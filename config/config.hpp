@@ -72,7 +72,7 @@ struct Config {
   std::vector<std::string> reload_dirs;       ///< watched, canonical: --reload-dir, else --app-dir
   std::vector<std::string> reload_includes;   ///< globs of files that count, beside *.py
   std::vector<std::string> reload_excludes;   ///< globs of files and folders that never count
-  Duration reload_delay{50};                  ///< quiet wanted after a change before a restart
+  Duration reload_delay{30};                  ///< quiet wanted after a change before a restart
 };
 
 /// Looks up an environment variable; injected so tests need not touch the real environment.

@@ -123,7 +123,7 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
      "node_modules, *.py[cod], *~; repeatable"},
     {"--reload-delay", "DURATION", Group::Development,
      "Wait for this much quiet after a change before the\n"
-     "restart, so that a save or a checkout makes one [50ms]"},
+     "restart, so that a save or a checkout makes one [30ms]"},
     {"--log-level", "LEVEL", Group::General,
      "critical, error, warning, info, debug or trace [info]"},
     {"-h,--help", "", Group::General, "Show this help and exit"},

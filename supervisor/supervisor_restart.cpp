@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <vector>
+
 #include "supervisor/supervisor.hpp"
 #include "util/text.hpp"
 
@@ -27,21 +29,35 @@ void Supervisor::restart(const Event& event) {
   prepareGeneration();
 }
 
-// Every worker of an older generation is told to stop, a booting one included, and each slot
-// gets a worker of the new one.
+// Each slot gets a worker of the new generation, and every worker of an older one, a booting
+// one included, is told to stop. The new ones are forked first, while the old ones are still
+// idle rather than shutting down beside the fork.
 void Supervisor::swap(int generation) {
   if (generation != generation_) return;  // stale: a newer change came meanwhile
   prepared_generation_ = generation;
-  for (Worker& worker : pool_) {
-    if (worker.state == WorkerState::Stopping || worker.generation == generation_) continue;
-    if (worker.succession) {
-      supersede(worker);
-    } else {
-      retireWorker(worker, worker.state == WorkerState::Starting ? StopCause::Superseded
-                                                                 : StopCause::Reload);
+  std::vector<Pid> outdated;
+  std::vector<bool> current(static_cast<std::size_t>(target_), false);
+  for (const Worker& worker : pool_) {
+    if (worker.state == WorkerState::Stopping) continue;
+    if (worker.generation != generation_) {
+      outdated.push_back(worker.pid);
+    } else if (worker.slot < target_) {
+      current[static_cast<std::size_t>(worker.slot)] = true;
     }
   }
-  fillSlots();
+  for (int slot = 0; slot < target_; ++slot) {
+    if (!current[static_cast<std::size_t>(slot)]) spawnWorker(slot);
+  }
+  for (const Pid pid : outdated) {
+    Worker* worker = pool_.find(pid);
+    if (worker == nullptr) continue;
+    if (worker->succession) {
+      supersede(*worker);
+    } else {
+      retireWorker(*worker, worker->state == WorkerState::Starting ? StopCause::Superseded
+                                                                   : StopCause::Reload);
+    }
+  }
   finishRestart();
 }
 

@@ -70,7 +70,7 @@ TEST_CASE("--reload: one worker unless told otherwise, watching the app director
   CHECK(outcome.config->workers == 1);  // WEB_CONCURRENCY is production's
   CHECK(outcome.config->workers_reason == "--reload");
   CHECK(outcome.config->reload_dirs == std::vector{fs::canonical(f.path("")).string()});
-  CHECK(outcome.config->reload_delay == Duration(50));
+  CHECK(outcome.config->reload_delay == Duration(30));
   CHECK(outcome.config->admin_bind.has_value());
 
   const auto three = f.parse({"--reload", "-w", "3"});
