@@ -133,6 +133,9 @@ std::optional<std::string> parseKey(Reader& reader) {
     const auto rest = reader.rest();
     const auto close = rest.find('\'', 1);
     if (close == std::string_view::npos || close == 1) throw ParseFailure{"a bad quoted name"};
+    if (rest.substr(1, close - 1).find_first_of(std::string_view("=\0", 2)) != std::string::npos) {
+      throw ParseFailure{"a name cannot hold '=' or a NUL byte"};
+    }
     reader.advance(1);
     std::string key = reader.take(close - 1);
     reader.advance(1);

@@ -207,9 +207,10 @@ bool PosixSpawner::templateExited(Pid pid, const ExitStatus& status) {
   if (warm_template_ && warm_template_->pid() == pid) {
     // Importing the app's libraries beforehand did not work out (a library that starts a
     // thread, say): the plain template goes on, and later ones import nothing more either.
-    spdlog::info("worker template with the app's libraries (pid {}) {} before it was ready; "
-                 "workers fork from the plain one",
-                 pid, status.str());
+    spdlog::info(
+        "worker template with the app's libraries (pid {}) {} before it was ready; "
+        "workers fork from the plain one",
+        pid, status.str());
     preload_failed_ = true;
     specs_.setPreload({});
     warm_template_.reset();

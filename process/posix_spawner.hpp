@@ -101,7 +101,7 @@ class PosixSpawner final : public ProcessSpawner {
   std::unique_ptr<WorkerTemplate> template_;
   std::unique_ptr<WorkerTemplate> warm_template_;  ///< --reload: the next one, warming up
   std::set<std::string, std::less<>> preload_;     ///< the app's libraries, as workers said
-  bool preload_failed_ = false;  ///< a warm template gave up: templates import nothing more
+  bool preload_failed_ = false;    ///< a warm template gave up: templates import nothing more
   std::set<Pid> template_pids_;    ///< the template and retired ones, until reaped
   std::set<Pid> failed_launches_;  ///< children that failed before exec, until reaped
   std::optional<int> failed_template_generation_;  ///< its template never got ready

@@ -150,7 +150,7 @@ void Watcher::await() {
 }
 
 void Watcher::readEvents() {
-  alignas(inotify_event) std::array<char, 64 * 1024> buffer;
+  alignas(inotify_event) std::array<char, std::size_t{64} * 1024> buffer;
   for (;;) {
     const ssize_t n = ::read(inotify_.native_handle(), buffer.data(), buffer.size());
     if (n <= 0) return;  // EAGAIN: all read

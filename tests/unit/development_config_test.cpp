@@ -61,7 +61,7 @@ class Folder {
   fs::path root_;
 };
 
-TEST_CASE("--reload: one worker unless told otherwise, watching the app directory",
+TEST_CASE("Under --reload: one worker unless told otherwise, watching the app directory",
           "[unit][config][reload]") {
   Folder f;
   const auto outcome = f.parse({"--reload", "--app-dir", f.path("")}, {{"WEB_CONCURRENCY", "8"}});
@@ -82,7 +82,7 @@ TEST_CASE("--reload: one worker unless told otherwise, watching the app director
   CHECK(from_env.config->workers == 2);
 }
 
-TEST_CASE("--reload-dir, -include, -exclude and -delay", "[unit][config][reload]") {
+TEST_CASE("The options --reload-dir, -include, -exclude and -delay", "[unit][config][reload]") {
   Folder f;
   fs::create_directories(f.path("src"));
   fs::create_directories(f.path("lib"));
@@ -102,7 +102,7 @@ TEST_CASE("--reload-dir, -include, -exclude and -delay", "[unit][config][reload]
   CHECK(listed.config->reload_includes == std::vector<std::string>{"*.html", "*.txt"});
 }
 
-TEST_CASE("--reload bad input: one line naming it, exit 2", "[unit][config][reload]") {
+TEST_CASE("Bad --reload input: one line naming it, exit 2", "[unit][config][reload]") {
   Folder f;
   CHECK(f.parse({"--reload", "--reload-dir", f.path("missing")}).exit_code == kExitUsage);
   CHECK(f.err.str() == "corral: error: --reload-dir '" + f.path("missing") +
@@ -113,7 +113,7 @@ TEST_CASE("--reload bad input: one line naming it, exit 2", "[unit][config][relo
   CHECK(f.err.str().starts_with("corral: error: --reload-delay 'soon': "));
 }
 
-TEST_CASE("--env-file is read at start; a mistake in it is a usage error",
+TEST_CASE("An --env-file is read at start, and a mistake in it is a usage error",
           "[unit][config][envfile]") {
   Folder f;
   const std::string env = f.write("app.env", "export A=1\nB='two words' # comment\n");

@@ -60,6 +60,8 @@ TEST_CASE("env file: a statement that cannot be read names its line", "[unit][en
                     Catch::Contains("line 3") && Catch::Contains("never closed"));
   CHECK_THROWS_WITH(parseEnvFile("A='x' trailing\n"), Catch::Contains("line 1"));
   CHECK_THROWS_WITH(parseEnvFile("A=1\n=2\n"), Catch::Contains("line 2"));
+  // No environment can hold such a name (found by tests/fuzz/fuzz_env_file.cpp).
+  CHECK_THROWS_WITH(parseEnvFile("A=1\n'B=C'=2\n"), Catch::Contains("line 2"));
 }
 
 }  // namespace

@@ -44,7 +44,7 @@ TEST_CASE("Folders of no code of the app's own are not watched", "[unit][reload]
   }
 }
 
-TEST_CASE("--reload-include and --reload-exclude add to the defaults and undo them",
+TEST_CASE("FileFilter: --reload-include and --reload-exclude add to the defaults and undo them",
           "[unit][reload]") {
   const FileFilter filter({"*.html", ".env"}, {"tests/*", "*.py", "generated"});
   CHECK(filter.counts("/app/templates/index.html"));
