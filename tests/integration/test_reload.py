@@ -413,3 +413,33 @@ def test_logs_are_coloured_on_a_terminal_unless_no_color(tmp_path, no_color):
     print(output.decode(errors="replace"))
     assert b"--reload: serving" in output
     assert (b"\x1b[" in output) != no_color
+
+
+def voluntary_switches(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches for pid {pid}")
+
+
+@pytest.mark.parametrize("timeout,most", [("120", 3), ("1", None)])
+def test_idle_corral_does_not_wake_up(corral, tmp_path, timeout, most):
+    """inotify is waited on like a socket: with nothing changing and no request, corral itself
+    wakes only for its workers' heartbeats (one per --timeout / 4). Each voluntary context
+    switch is one return from a blocking wait. The second case, heartbeats every 0.25 s, shows
+    that the count sees them (uvicorn's stat reloader: 4 a second, whatever the timeout)."""
+    folder = tmp_path / "app"
+    write_app(folder, "v1")
+    c = start(corral, folder, "--timeout", timeout)
+    # Let the start's aftermath (the worker template with the app's libraries) settle.
+    c.wait_for_log(r"workers fork from it now|workers fork from the plain one")
+    time.sleep(1.0)
+    before = voluntary_switches(c.main_pid)
+    time.sleep(5.0)
+    wakeups = voluntary_switches(c.main_pid) - before
+    print(f"--timeout {timeout}: corral woke {wakeups} times in 5 s idle")
+    if most is not None:
+        assert wakeups <= most, c.messages()
+    else:
+        assert wakeups >= 10, "heartbeats every 0.25 s are seen as wakeups"
