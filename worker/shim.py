@@ -11,9 +11,10 @@ one is reported as CONFIG_ERROR rather than failing later.
 Exit status: 0 after serving (a graceful stop included, whether or not uvicorn re-raises the
 stop signal after it), or when stopped by a signal during lifespan startup; 2 after CONFIG_ERROR;
 3 after BOOT_ERROR. Under corral --reload an app that fails to load is no BOOT_ERROR: the worker
-sends LOAD_ERROR and serves a 503 that says why, until corral replaces it. A worker dies by SIGTERM or SIGINT that comes while the app is imported
-(before uvicorn handles them) or after uvicorn has returned, and by SIGABRT (sent by corral to a
-hung worker) after faulthandler has dumped every thread's stack to stderr.
+sends LOAD_ERROR and serves a 503 that says why, until corral replaces it. A worker dies by
+SIGTERM or SIGINT that comes while the app is imported (before uvicorn handles them) or after
+uvicorn has returned, and by SIGABRT (sent by corral to a hung worker) after faulthandler has
+dumped every thread's stack to stderr.
 """
 
 import sys

@@ -251,8 +251,8 @@ def test_env_file_values_reach_the_workers_and_change_on_reload(corral, tmp_path
     folder = tmp_path / "app"
     write_app(folder, "v1")
     env_file = tmp_path / "dev.env"  # outside the watched folder, and not a *.py
-    env_file.write_text("# settings\nexport GREETING='hello there'\nDB_URL=sqlite:///${NAME:-x}.db\n"
-                        "SHELL_WINS=from-file\n")
+    env_file.write_text("# settings\nexport GREETING='hello there'\n"
+                        "DB_URL=sqlite:///${NAME:-x}.db\nSHELL_WINS=from-file\n")
     c = start(corral, folder, "--env-file", str(env_file), env={"SHELL_WINS": "from-shell"})
     env = json.loads(c.get("/env").text)
     assert env["GREETING"] == "hello there"
