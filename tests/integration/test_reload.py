@@ -1,6 +1,7 @@
 """corral --reload: a saved edit is served by freshly forked workers; bursts, excluded paths,
 new folders, a broken app (503 with its error, printed once), the worker template restarted
-when a file it imported changes, --env-file (and python-dotenv's reading of it), bad input.
+when a file it imported changes, --env-file (and python-dotenv's reading of it), bad input,
+no wakeups while idle, a request in flight finished on the old code.
 
 Every app lives in the test's own folder; every wait polls with a generous deadline. How fast
 a reload is, is bench/reload.py's business: the tests print what they saw."""
@@ -13,6 +14,7 @@ import select
 import signal
 import subprocess
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -443,3 +445,54 @@ def test_idle_corral_does_not_wake_up(corral, tmp_path, timeout, most):
         assert wakeups <= most, c.messages()
     else:
         assert wakeups >= 10, "heartbeats every 0.25 s are seen as wakeups"
+
+
+SLOW_APP = """\
+import asyncio
+import pathlib
+
+VERSION = {version!r}
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    body = VERSION
+    if scope["path"] == "/slow":
+        pathlib.Path({marker!r}).write_text(VERSION)  # in flight now
+        await asyncio.sleep(3)
+        body += " slow"
+    await send({{"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain")]}})
+    await send({{"type": "http.response.body", "body": body.encode()}})
+"""
+
+
+def test_a_request_in_flight_finishes_on_the_old_code(corral, tmp_path):
+    """A reload does not wait for the old workers to drain before the new code serves, but it
+    does not cut them short either: they finish what they had (--graceful-timeout)."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    marker = tmp_path / "in-flight"  # outside the watched folder
+    (folder / "main.py").write_text(SLOW_APP.format(version="v1", marker=str(marker)))
+    c = start(corral, folder)
+    assert c.get("/").text == "v1"
+    slow: dict = {}
+
+    def ask():
+        try:
+            slow["response"] = http_get(c.port, "/slow", timeout=60)
+        except OSError as exc:
+            slow["error"] = exc
+
+    client = threading.Thread(target=ask)
+    client.start()
+    wait_until(marker.exists, EVENT_DEADLINE, "the slow request to be in flight")
+    mark = c.mark()
+    (folder / "main.py").write_text(SLOW_APP.format(version="v2", marker=str(marker)))
+    wait_body(c, lambda r: r.text == "v2", "the new code, while the slow request runs")
+    client.join(EVENT_DEADLINE)
+    assert "error" not in slow, slow
+    assert slow["response"].status == 200
+    assert slow["response"].text == "v1 slow"
+    c.wait_for_log(r"worker 0 exited \(pid \d+\): exit code 0 \(reloaded\)", after=mark)
