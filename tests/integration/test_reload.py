@@ -1,7 +1,7 @@
 """corral --reload: a saved edit is served by freshly forked workers; bursts, excluded paths,
 new folders, a broken app (503 with its error, printed once), the worker template restarted
 when a file it imported changes, --env-file (and python-dotenv's reading of it), bad input,
-no wakeups while idle, a request in flight finished on the old code.
+no wakeups while idle, a request in flight finished on the old code, a git checkout.
 
 Every app lives in the test's own folder; every wait polls with a generous deadline. How fast
 a reload is, is bench/reload.py's business: the tests print what they saw."""
@@ -496,3 +496,42 @@ def test_a_request_in_flight_finishes_on_the_old_code(corral, tmp_path):
     assert slow["response"].status == 200
     assert slow["response"].text == "v1 slow"
     c.wait_for_log(r"worker 0 exited \(pid \d+\): exit code 0 \(reloaded\)", after=mark)
+
+
+def test_a_git_checkout_makes_one_reload(corral, tmp_path):
+    """git replaces every file that differs between the branches, one after the other, and
+    writes its own files under .git (never watched): one reload, and the new branch serves."""
+    folder = tmp_path / "app"
+    header = ("import importlib\n"
+              "VALUE = ''.join(importlib.import_module(f'pkg.m{i}').V for i in range(10))\n")
+
+    def commit(message: str, letter: str):
+        write_app(folder, message, extra="return VALUE", header=header)
+        (folder / "pkg").mkdir(exist_ok=True)
+        (folder / "pkg" / "__init__.py").write_text("")
+        for i in range(10):
+            (folder / "pkg" / f"m{i}.py").write_text(f"V = {letter!r}\n")
+        git("add", "-A")
+        git("commit", "-q", "-m", message)
+
+    def git(*args: str):
+        subprocess.run(["git", "-c", "user.name=corral tests", "-c", "user.email=tests@corral",
+                        "-c", "init.defaultBranch=one", *args], cwd=folder, check=True)
+
+    folder.mkdir()
+    git("init", "-q")
+    commit("v1", "a")
+    git("checkout", "-q", "-b", "two")
+    commit("v2", "b")
+    git("checkout", "-q", "one")
+    # git writes these files within a millisecond or so (even --reload-delay 0 made one reload
+    # here); the quiet time is raised for a busy machine that might stop git among them. The
+    # quiet time itself is what the burst test above shows.
+    c = start(corral, folder, "--reload-delay", "300ms")
+    assert c.get("/").text.endswith(" " + "a" * 10)
+    git("checkout", "-q", "two")
+    wait_body(c, lambda r: r.text.startswith("v2 ") and r.text.endswith(" " + "b" * 10),
+              "the other branch")
+    time.sleep(2.0)  # time enough for a second reload to show, were there one
+    assert restarts(c) == 1, c.messages()
+    assert c.find_log(r"changed: restarting on generation 1\)")  # several files, one reload
