@@ -6,15 +6,18 @@
 #                           (bench/results/latest.md)
 #   bench/run.sh lifecycle  bench/lifecycle.py: requests lost during reload, scaling, recycling
 #                           and SIGTERM (bench/results/lifecycle.md)
-#   bench/run.sh all        both, one after the other
+#   bench/run.sh reload     bench/reload.py: corral --reload and uvicorn --reload side by side,
+#                           edit to new response and idle wakeups (bench/results/reload.md)
+#   bench/run.sh all        bench.py and lifecycle.py, one after the other
 # Each prints markdown tables. Settings: BENCH_* environment variables, see bench/README.md.
 set -euo pipefail
 
 case ${1:-} in
   "") SCRIPTS=(bench.py) ;;
   lifecycle) SCRIPTS=(lifecycle.py) ;;
+  reload) SCRIPTS=(reload.py) ;;
   all) SCRIPTS=(bench.py lifecycle.py) ;;
-  *) printf 'usage: %s [lifecycle|all]\n' "$0" >&2; exit 2 ;;
+  *) printf 'usage: %s [lifecycle|reload|all]\n' "$0" >&2; exit 2 ;;
 esac
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -11,6 +11,7 @@ extern char** environ;  // NOLINT: POSIX declares it nowhere else
 #include "config/app_dir_access.hpp"
 #include "config/binds.hpp"
 #include "config/config_file.hpp"
+#include "config/development.hpp"
 #include "config/exit_codes.hpp"
 #include "config/host/resources.hpp"
 #include "config/inputs.hpp"
@@ -37,10 +38,14 @@ void apply(const std::optional<Input>& input, T& field, Parse parse) {
 void applyWorkers(const Inputs& inputs, Config& config) {
   auto input = inputs.get("--workers");
   // uvicorn and gunicorn both read WEB_CONCURRENCY; honouring it makes corral a drop-in.
-  if (!input) input = inputs.variable("WEB_CONCURRENCY");
+  // Under --reload it is production's setting, not the laptop's.
+  if (!input && !config.reload) input = inputs.variable("WEB_CONCURRENCY");
   apply(inputs.get("--worker-memory-budget"), config.worker_memory_budget,
         [](const Input& in) { return parseSize(in.text, in.source); });
-  if (!input || lower(input->text) == "auto") {
+  if (!input && config.reload) {
+    config.workers = 1;
+    config.workers_reason = "--reload";
+  } else if (!input || lower(input->text) == "auto") {
     // gunicorn and uvicorn count the host's CPUs, which inside a CPU-limited container has
     // OOM-killed real deployments (gunicorn #2028); the cgroup quota is what the app may use.
     // The kubelet sets this in every container (the API server's address; enableServiceLinks
@@ -219,6 +224,7 @@ Config buildConfig(const Inputs& inputs) {
   Config config;
   config.app = parseApp(inputs.get("APP"));
   applyChdir(inputs, config);
+  config.reload = readReloadFlag(inputs);
   applyWorkers(inputs, config);
   config.binds = parseBinds(inputs);
   config.admin_bind = parseAdminBind(inputs, config.binds);
@@ -243,6 +249,7 @@ Config buildConfig(const Inputs& inputs) {
     return std::filesystem::absolute(in.text, error).string();
   });
   applyProcess(inputs, config);
+  applyDevelopment(inputs, config);
   // Last: it touches the filesystem, and a typo elsewhere is the likelier mistake.
   config.python = resolvePython(inputs, config.chdir);
   checkAppDirAccess(inputs, config);

@@ -80,6 +80,13 @@ struct Config {
   std::optional<WorkerUser> user;  ///< nullopt: workers run as corral does
   std::optional<unsigned> umask;   ///< applied before binding (unix sockets, pidfile)
   std::string chdir;               ///< absolute; corral and the workers run there; empty: stay
+  std::string env_file;            ///< --env-file, absolute; empty: none
+  std::vector<std::string> env_file_entries;  ///< its NAME=value entries, as read at start
+  bool reload = false;                        ///< --reload: restart workers on file changes
+  std::vector<std::string> reload_dirs;       ///< watched, canonical: --reload-dir, else --app-dir
+  std::vector<std::string> reload_includes;   ///< globs of files that count, beside *.py
+  std::vector<std::string> reload_excludes;   ///< globs of files and folders that never count
+  Duration reload_delay{30};                  ///< quiet wanted after a change before a restart
 
   // Passed to uvicorn as they are; unset ones are left to uvicorn's defaults, so that a uvicorn
   // too old to know one is bothered only when it is set.

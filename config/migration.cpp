@@ -69,9 +69,6 @@ constexpr auto kRefusals = std::to_array<Refusal>({
     {"--statsd-host,--statsd-prefix,--dogstatsd-tags", true,
      "corral sends no statsd; it serves Prometheus metrics on its admin port (/metrics, see "
      "--admin-bind)"},
-    {"--reload,--reload-dir,--reload-include,--reload-exclude,--reload-delay", false,
-     "corral does not reload on code changes; use uvicorn --reload while developing, or send "
-     "corral SIGHUP for a rolling restart"},
     {"--reuse-port", false,
      "corral binds each address once and shares the socket with every worker, so nothing needs "
      "SO_REUSEPORT; drop it"},
@@ -87,9 +84,6 @@ constexpr auto kRefusals = std::to_array<Refusal>({
     {"-e,--env", true,
      "corral's workers inherit its environment: set the variable there (docker run -e, "
      "Environment= in systemd, env in Kubernetes)"},
-    {"--env-file", true,
-     "corral reads no env file: use docker run --env-file, systemd's EnvironmentFile= or "
-     "Kubernetes' envFrom"},
     {"--pythonpath", true,
      "use --app-dir DIR, which goes first on sys.path, or PYTHONPATH in the environment"},
     {"--limit-request-line,--limit-request-fields,--limit-request-field-size", true,

@@ -19,7 +19,7 @@ namespace {
 // The option table. It drives CLI11 registration, the help text, the CORRAL_* variable names,
 // the config file's keys and --print-config, so none of them can drift apart.
 
-enum class Group { Binding, Workers, Timeouts, Uvicorn, Process, General };
+enum class Group { Binding, Workers, Timeouts, Uvicorn, Process, Development, General };
 
 // Traits of a row, or-ed together; most rows have none.
 constexpr unsigned kRepeatable = 1U << 0;       ///< every value is kept (--bind), not the last
@@ -143,6 +143,25 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--chdir", "DIR", Group::Process,
      "Run corral and the workers in DIR, as gunicorn's --chdir;\n"
      "relative paths of other options are taken from there"},
+    {"--env-file", "FILE", Group::Process,
+     "Add the KEY=value lines of FILE (the dotenv format\n"
+     "uvicorn reads) to the workers' environment; a variable\n"
+     "set in corral's environment wins"},
+    {"--reload", "", Group::Development,
+     "Restart the workers when the app's files change, and\n"
+     "run 1 worker unless --workers says otherwise"},
+    {"--reload-dir", "DIR", Group::Development,
+     "Watch DIR and its subfolders instead of --app-dir;\n"
+     "repeat for several"},
+    {"--reload-include", "GLOB", Group::Development,
+     "Files whose changes count, besides *.py; repeatable"},
+    {"--reload-exclude", "GLOB", Group::Development,
+     "Files and folders whose changes never count, besides\n"
+     ".* (dot-files and dot-folders), __pycache__, venv,\n"
+     "node_modules, *.py[cod], *~; repeatable"},
+    {"--reload-delay", "DURATION", Group::Development,
+     "Wait for this much quiet after a change before the\n"
+     "restart, so that a save or a checkout makes one [30ms]"},
     {"--log-level", "LEVEL", Group::General,
      "critical, error, warning, info, debug or trace [info]"},
     {"--log-format", "FORMAT", Group::General,
@@ -449,12 +468,13 @@ std::string envNameFor(std::string_view name) {
 }
 
 std::string helpText() {
-  constexpr std::array<std::pair<Group, std::string_view>, 6> kHeadings = {{
+  constexpr std::array<std::pair<Group, std::string_view>, 7> kHeadings = {{
       {Group::Binding, "Binding:"},
       {Group::Workers, "Workers:"},
       {Group::Timeouts, "Timeouts (DURATION: 30 and 0.5 are seconds; also 500ms, 30s, 2m, 1h):"},
       {Group::Uvicorn, "Passed to uvicorn (same names and meanings as uvicorn's options):"},
       {Group::Process, "Process:"},
+      {Group::Development, "Development (inotify; see the README):"},
       {Group::General, "General:"},
   }};
   std::ostringstream out;

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/post.hpp>
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include <utility>
 
 #include "process/launcher.hpp"
+#include "util/text.hpp"
 
 namespace corral {
 namespace {
@@ -56,7 +58,7 @@ SpawnResult PosixSpawner::spawn(const WorkerRequest& request) {
 // A worker wanted while the template boots (a crash right after a reload, say) starts afresh.
 std::optional<SpawnResult> PosixSpawner::forkFromTemplate(const WorkerRequest& request,
                                                           const SpawnSpec& spec) {
-  WorkerTemplate* const worker_template = templateFor(request.generation);
+  WorkerTemplate* const worker_template = templateFor(request.template_generation);
   if (worker_template == nullptr || !worker_template->ready()) return std::nullopt;
   bool template_failed = false;
   const SpawnResult forked = withChannel([&](int child_end) {
@@ -112,26 +114,65 @@ void PosixSpawner::prepare(int generation, std::function<void()> ready) {
 
 WorkerTemplate* PosixSpawner::templateFor(int generation) {
   if (!use_template_ || generation == failed_template_generation_) return nullptr;
-  if (template_ && template_->generation() != generation) retireTemplate();
+  if (template_ && template_->generation() != generation) {
+    dropWarmTemplate();
+    retireTemplate();
+  }
   if (!template_) startTemplate(generation);
   return template_.get();
 }
 
 void PosixSpawner::startTemplate(int generation) {
+  template_ = launchTemplate(generation);
+}
+
+std::unique_ptr<WorkerTemplate> PosixSpawner::launchTemplate(int generation) {
   int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return;
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) return nullptr;
   // The template gets slot 0's settings: it imports what a worker of this generation would.
-  const SpawnSpec spec = specs_.specFor({.slot = 0, .generation = generation});
+  const SpawnSpec spec = specs_.templateSpec(generation);
   const SpawnResult result = launchSpec(spec, pair[1], "CORRAL_WORKER_ROLE=template");
   ::close(pair[1]);
   if (!result.ok()) {
     ::close(pair[0]);
     spdlog::warn("cannot start the worker template: {}", std::strerror(result.error));
-    return;
+    return nullptr;
   }
-  template_ = std::make_unique<WorkerTemplate>(io_, clock_, result.pid, pair[0], generation);
   template_pids_.insert(result.pid);
   spdlog::debug("worker template started (pid {}) for generation {}", result.pid, generation);
+  return std::make_unique<WorkerTemplate>(io_, clock_, result.pid, pair[0], generation);
+}
+
+// Libraries are worth importing in the template only once: a worker forked from it then
+// imports the app's own code alone, which is what a change asks for.
+void PosixSpawner::learnModules(std::string_view names) {
+  const std::size_t before = preload_.size();
+  for (const std::string_view name : split(names, '\n')) {
+    if (!name.empty()) preload_.emplace(name);
+  }
+  if (preload_.size() == before || preload_failed_ || !use_template_) return;
+  specs_.setPreload({preload_.begin(), preload_.end()});
+  warmTemplate();
+}
+
+void PosixSpawner::warmTemplate() {
+  if (!template_) return;  // the next template imports them anyway
+  dropWarmTemplate();
+  warm_template_ = launchTemplate(template_->generation());
+  if (!warm_template_) return;
+  warm_template_->whenReady([this, pid = warm_template_->pid()] {
+    if (!warm_template_ || warm_template_->pid() != pid || !warm_template_->ready()) return;
+    spdlog::info("worker template with the app's {} ready (pid {}); workers fork from it now",
+                 plural(static_cast<long long>(preload_.size()), "library module"), pid);
+    if (template_) retireTemplate();
+    template_ = std::move(warm_template_);
+  });
+}
+
+void PosixSpawner::dropWarmTemplate() {
+  if (!warm_template_) return;
+  ::kill(warm_template_->pid(), SIGKILL);  // not reaped yet: the pid is still the template's
+  warm_template_.reset();
 }
 
 void PosixSpawner::retireTemplate() {
@@ -146,6 +187,7 @@ void PosixSpawner::dropTemplate() {
 
 void PosixSpawner::stopTemplates(std::function<void()> done) {
   use_template_ = false;
+  warm_template_.reset();
   if (template_) dropTemplate();
   for (const Pid pid : template_pids_) ::kill(pid, SIGKILL);
   templates_gone_ = std::move(done);
@@ -162,6 +204,18 @@ void PosixSpawner::templatesGone() {
 bool PosixSpawner::templateExited(Pid pid, const ExitStatus& status) {
   if (template_pids_.erase(pid) == 0) return false;
   if (template_pids_.empty() && templates_gone_) templatesGone();
+  if (warm_template_ && warm_template_->pid() == pid) {
+    // Importing the app's libraries beforehand did not work out (a library that starts a
+    // thread, say): the plain template goes on, and later ones import nothing more either.
+    spdlog::info(
+        "worker template with the app's libraries (pid {}) {} before it was ready; "
+        "workers fork from the plain one",
+        pid, status.str());
+    preload_failed_ = true;
+    specs_.setPreload({});
+    warm_template_.reset();
+    return true;
+  }
   if (template_ && template_->pid() == pid) {
     if (template_->ready()) {
       spdlog::warn("worker template (pid {}) {}; the next worker starts a new one", pid,
@@ -176,6 +230,12 @@ bool PosixSpawner::templateExited(Pid pid, const ExitStatus& status) {
     dropTemplate();
   }
   return true;
+}
+
+bool PosixSpawner::templateImported(const std::vector<std::string>& paths) const {
+  if (!template_) return false;
+  return std::any_of(paths.begin(), paths.end(),
+                     [&](const std::string& path) { return template_->imported(path); });
 }
 
 void PosixSpawner::signal(Pid pid, int signo, bool whole_group) {
@@ -213,7 +273,11 @@ bool PosixSpawner::readPending(Pid pid, Channel& channel) {
         ::recv(channel.socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
     if (n == 0) return false;  // the worker closed its end
     if (n < 0) return errno == EAGAIN || errno == EINTR;
-    if (events_ != nullptr) {
+    const std::string_view message(buffer.data(), static_cast<std::size_t>(n));
+    constexpr std::string_view kModules = "MODULES=";
+    if (message.starts_with(kModules)) {
+      learnModules(message.substr(kModules.size()));  // the spawner's business, not a decision
+    } else if (events_ != nullptr) {
       events_->onChildMessage(pid, std::string_view(buffer.data(), static_cast<std::size_t>(n)));
     }
   }

@@ -7,6 +7,8 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "process/multiproc_dir.hpp"
@@ -51,6 +53,12 @@ class PosixSpawner final : public ProcessSpawner {
   /// left behind for the service manager to kill.
   void stopTemplates(std::function<void()> done);
 
+  /// Whether the worker template there is now imported any of these files (--reload).
+  bool templateImported(const std::vector<std::string>& paths) const;
+  /// The --env-file's entries, read again: for the workers started from now on, and for the
+  /// next template.
+  void setEnvFile(std::vector<std::string> entries) { specs_.setEnvFile(std::move(entries)); }
+
  private:
   struct Channel {
     unsigned serial;  ///< tells a channel from a later one of a reused pid
@@ -68,8 +76,15 @@ class PosixSpawner final : public ProcessSpawner {
   /// The template for `generation`, started if need be; nullptr if there is none to be had.
   WorkerTemplate* templateFor(int generation);
   void startTemplate(int generation);
+  /// A template process for `generation` and its client, or nullptr (logged).
+  std::unique_ptr<WorkerTemplate> launchTemplate(int generation);
   void retireTemplate();
   void dropTemplate();
+  /// --reload: a worker's MODULES message. New libraries start a warm template (one that
+  /// imports them beforehand), which takes over from the current one once ready.
+  void learnModules(std::string_view names);
+  void warmTemplate();
+  void dropWarmTemplate();
   /// True if `pid` was a template, which is nothing the Supervisor needs to know about.
   bool templateExited(Pid pid, const ExitStatus& status);
   void templatesGone();
@@ -89,6 +104,9 @@ class PosixSpawner final : public ProcessSpawner {
   unsigned next_serial_ = 0;
   bool use_template_;
   std::unique_ptr<WorkerTemplate> template_;
+  std::unique_ptr<WorkerTemplate> warm_template_;  ///< --reload: the next one, warming up
+  std::set<std::string, std::less<>> preload_;     ///< the app's libraries, as workers said
+  bool preload_failed_ = false;    ///< a warm template gave up: templates import nothing more
   std::set<Pid> template_pids_;    ///< the template and retired ones, until reaped
   std::set<Pid> failed_launches_;  ///< children that failed before exec, until reaped
   std::optional<int> failed_template_generation_;  ///< its template never got ready

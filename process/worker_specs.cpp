@@ -66,6 +66,10 @@ void addPassThrough(const Config& config, json::Object& out) {
   }
 }
 
+std::string_view nameOf(std::string_view entry) {
+  return entry.substr(0, entry.find('='));
+}
+
 // uvicorn.Config's own keyword names and types; unset options are left to uvicorn's defaults.
 json::Object uvicornSettings(const Config& config) {
   json::Object out{
@@ -88,6 +92,33 @@ json::Object uvicornSettings(const Config& config) {
   return out;
 }
 
+json::Object settingsObject(const Config& config, const std::vector<int>& listener_fds,
+                            const WorkerRequest& request, bool no_color) {
+  json::Array sockets(listener_fds.begin(), listener_fds.end());
+  json::Object settings{
+      {"app", config.app},
+      {"app_dir", config.app_dir},
+      {"factory", config.factory},
+      {"slot", request.slot},
+      {"sockets", std::move(sockets)},
+      // A quarter of --timeout: a heartbeat can be late three times before the worker counts
+      // as hung.
+      {"heartbeat_interval", seconds(config.timeout) / 4.0},
+      {"uvicorn", uvicornSettings(config)},
+      {"log_format", config.log_format == LogFormat::Json ? "json" : "text"},
+  };
+  if (request.max_requests > 0) settings["max_requests"] = request.max_requests;
+  if (config.reload) {
+    // The shim then serves a failed load's error (503) rather than exiting, reports the
+    // libraries the app imported (from outside these folders), and the worker template lists
+    // what it imported.
+    settings["reload"] = true;
+    settings["reload_dirs"] = json::Array(config.reload_dirs.begin(), config.reload_dirs.end());
+  }
+  if (no_color) settings["uvicorn"].as_object()["use_colors"] = false;
+  return settings;
+}
+
 }  // namespace
 
 WorkerSpecs::WorkerSpecs(const Config& config, std::vector<int> listener_fds,
@@ -95,24 +126,34 @@ WorkerSpecs::WorkerSpecs(const Config& config, std::vector<int> listener_fds,
     : config_(config), listener_fds_(std::move(listener_fds)) {
   std::copy_if(environment.begin(), environment.end(), std::back_inserter(base_env_),
                [](const std::string& entry) { return !isCorralOnly(entry); });
+  // https://no-color.org: "present and not an empty string".
+  no_color_ = std::any_of(environment.begin(), environment.end(), [](const std::string& entry) {
+    return entry.starts_with("NO_COLOR=") && entry.size() > std::string_view("NO_COLOR=").size();
+  });
+  setEnvFile(config.env_file_entries);
+}
+
+void WorkerSpecs::setEnvFile(std::vector<std::string> entries) {
+  std::erase_if(entries, [this](const std::string& entry) {
+    return isCorralOnly(entry) ||
+           std::any_of(base_env_.begin(), base_env_.end(),
+                       [&](const std::string& set) { return nameOf(set) == nameOf(entry); });
+  });
+  env_file_ = std::move(entries);
 }
 
 std::string WorkerSpecs::settingsJson(const WorkerRequest& request) const {
-  json::Array sockets(listener_fds_.begin(), listener_fds_.end());
-  json::Object settings{
-      {"app", config_.app},
-      {"app_dir", config_.app_dir},
-      {"factory", config_.factory},
-      {"slot", request.slot},
-      {"sockets", std::move(sockets)},
-      // A quarter of --timeout: a heartbeat can be late three times before the worker counts
-      // as hung.
-      {"heartbeat_interval", seconds(config_.timeout) / 4.0},
-      {"uvicorn", uvicornSettings(config_)},
-      {"log_format", config_.log_format == LogFormat::Json ? "json" : "text"},
-  };
-  if (request.max_requests > 0) settings["max_requests"] = request.max_requests;
-  return json::write(settings);
+  return json::write(settingsObject(config_, listener_fds_, request, no_color_));
+}
+
+SpawnSpec WorkerSpecs::templateSpec(int generation) const {
+  SpawnSpec spec = specFor({.slot = 0, .generation = generation});
+  if (!preload_.empty()) {
+    json::Object settings = settingsObject(config_, listener_fds_, {.slot = 0}, no_color_);
+    settings["preload"] = json::Array(preload_.begin(), preload_.end());
+    spec.settings = json::write(settings);
+  }
+  return spec;
 }
 
 SpawnSpec WorkerSpecs::specFor(const WorkerRequest& request) const {
@@ -120,6 +161,7 @@ SpawnSpec WorkerSpecs::specFor(const WorkerRequest& request) const {
   spec.executable = config_.python;
   spec.args = {"-c", std::string(kWorkerShim)};
   spec.env = base_env_;
+  spec.env.insert(spec.env.end(), env_file_.begin(), env_file_.end());
   spec.settings = settingsJson(request);
   return spec;
 }

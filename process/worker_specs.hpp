@@ -26,11 +26,24 @@ class WorkerSpecs {
 
   SpawnSpec specFor(const WorkerRequest& request) const;
   std::string settingsJson(const WorkerRequest& request) const;
+  /// What a worker template of `generation` runs: slot 0's spec, and under --reload the
+  /// modules to import beforehand (setPreload).
+  SpawnSpec templateSpec(int generation) const;
+
+  /// The --env-file's NAME=value entries (config.env_file_entries at first): added to the
+  /// workers' environment but for the variables corral's own environment sets, which win, as
+  /// with uvicorn's --env-file.
+  void setEnvFile(std::vector<std::string> entries);
+  /// --reload: the app's libraries, as its workers reported them, for the next templates.
+  void setPreload(std::vector<std::string> modules) { preload_ = std::move(modules); }
 
  private:
   const Config& config_;
   std::vector<int> listener_fds_;
   std::vector<std::string> base_env_;
+  std::vector<std::string> env_file_;  ///< the entries of the env file that apply
+  bool no_color_ = false;              ///< NO_COLOR is set: uvicorn's logs go without colours
+  std::vector<std::string> preload_;   ///< modules a template imports beforehand
 };
 
 /// Every variable of the process environment, "NAME=value".

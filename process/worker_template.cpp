@@ -12,6 +12,8 @@
 #include <csignal>
 #include <cstring>
 
+#include "util/text.hpp"
+
 namespace corral {
 namespace {
 
@@ -73,7 +75,12 @@ void WorkerTemplate::awaitReady() {
           releaseWaiters();
           return;
         }
-        if (!message->empty()) {
+        constexpr std::string_view kImports = "IMPORTS=";
+        if (message->starts_with(kImports)) {
+          for (const std::string_view path : split(message->substr(kImports.size()), '\n')) {
+            if (!path.empty()) imports_.emplace(path);
+          }
+        } else if (!message->empty()) {
           spdlog::debug("worker template (pid {}): {}", pid_, *message);
         }
         awaitReady();

@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -44,6 +46,9 @@ class WorkerTemplate {
   /// what it imported (uvicorn, say) is re-imported as well.
   int generation() const { return generation_; }
   bool ready() const { return ready_; }
+  /// Whether the template said it imported the file at this (real) path: under --reload it
+  /// lists the source files of every module it has imported (IMPORTS messages) before READY.
+  bool imported(const std::string& path) const { return imports_.contains(path); }
 
   /// Calls `ready` (from the event loop) once the template is ready, or once it is given up:
   /// it was not ready within its boot timeout (then it is killed), or releaseWaiters() was
@@ -64,6 +69,7 @@ class WorkerTemplate {
   boost::asio::posix::stream_descriptor channel_;
   std::unique_ptr<Timer> boot_timer_;
   std::vector<std::function<void()>> waiting_;
+  std::set<std::string, std::less<>> imports_;
   Pid pid_;
   int generation_;
   bool ready_ = false;

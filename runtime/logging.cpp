@@ -109,8 +109,10 @@ void setupLogging(LogLevel level, LogFormat format) {
   LogStyle style;
   style.format = format;
   style.journal = isJournalStream(STDERR_FILENO, variable("JOURNAL_STREAM"));
+  // https://no-color.org: NO_COLOR "present and not an empty string" turns colours off.
+  const auto no_color = variable("NO_COLOR");
   style.color = format == LogFormat::Text && !style.journal && ::isatty(STDERR_FILENO) == 1 &&
-                !variable("NO_COLOR");
+                (!no_color || no_color->empty());
   style.pid = static_cast<int>(::getpid());
   auto sink = std::make_shared<StderrSink>();
   sink->set_formatter(std::make_unique<LineFormatter>(style));

@@ -109,6 +109,25 @@ Runtime::Runtime(const Config& config)
                    [this](const HttpRequest& request) { return answer(request); });
     spdlog::info("admin on {}", admin_->url());
   }
+  if (config.reload) startReloader(config);
+}
+
+void Runtime::startReloader(const Config& config) {
+  reloader_.emplace(
+      io_, clock_, config,
+      Reloader::Hooks{
+          .handle = [this](const Event& event) { supervisor_.handle(event); },
+          .template_imported =
+              [this](const std::vector<std::string>& paths) {
+                return spawner_.templateImported(paths);
+              },
+          .set_env_file =
+              [this](std::vector<std::string> entries) { spawner_.setEnvFile(std::move(entries)); },
+      });
+  // The one line a developer looks for: where to point the browser.
+  spdlog::info("--reload: serving {} on {} ({}{}); watching {}; Ctrl-C stops", config.app,
+               listeners_.front().url(), plural(config.workers, "worker"),
+               admin_ ? ", admin on " + admin_->url() : "", reloader_->describe());
 }
 
 Supervisor::Hooks Runtime::hooks() {

@@ -9,6 +9,7 @@
 #include "config/config.hpp"
 #include "process/asio_clock.hpp"
 #include "process/posix_spawner.hpp"
+#include "reload/reloader.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/pidfile.hpp"
 #include "runtime/sd_notify.hpp"
@@ -35,6 +36,7 @@ class Runtime {
  private:
   Supervisor::Hooks hooks();
   HttpResponse answer(const HttpRequest& request) const;
+  void startReloader(const Config& config);
 
   boost::asio::io_context io_{1};
   std::vector<Listener> listeners_;
@@ -49,6 +51,7 @@ class Runtime {
   std::optional<AdminServer> admin_;
   json::Object settings_;  ///< for /status
   int backlog_;
+  std::optional<Reloader> reloader_;  ///< --reload
   int exit_code_;
 };
 

@@ -23,6 +23,7 @@ constexpr std::array kPrefixes{
     Prefix{"BOOT_ERROR=", ControlMessage::Kind::BootError},
     Prefix{"CONFIG_ERROR=", ControlMessage::Kind::ConfigError},
     Prefix{"REQUESTS=", ControlMessage::Kind::Requests},
+    Prefix{"LOAD_ERROR=", ControlMessage::Kind::LoadError},
 };
 
 // "REQUESTS=<served> <in flight>", two whole numbers; anything else is Unknown.

@@ -22,6 +22,7 @@ std::string_view eventName(EventKind kind) {
     case EventKind::DrainDelayOver: return "DrainDelayOver";
     case EventKind::QueuesEmpty: return "QueuesEmpty";
     case EventKind::DrainDeadline: return "DrainDeadline";
+    case EventKind::CodeChanged: return "CodeChanged";
   }
   return "?";
 }
@@ -61,6 +62,13 @@ Event Event::generationPrepared(int generation) {
 
 Event Event::timer(EventKind kind) {
   return Event{kind};
+}
+
+Event Event::codeChanged(std::string why, bool fresh_template) {
+  Event event{EventKind::CodeChanged};
+  event.why = std::move(why);
+  event.fresh_template = fresh_template;
+  return event;
 }
 
 }  // namespace corral

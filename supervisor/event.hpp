@@ -30,8 +30,9 @@ enum class EventKind : std::uint8_t {
   DrainDelayOver,      ///< --drain-delay has passed
   QueuesEmpty,         ///< the gated listen queues are empty, or no worker is left to serve them
   DrainDeadline,       ///< the graceful timeout, or a quick stop's grace, ran out
+  CodeChanged,         ///< --reload: files of the app changed (reload/reloader.hpp)
 };
-inline constexpr std::size_t kEventCount = 16;
+inline constexpr std::size_t kEventCount = 17;
 
 std::string_view eventName(EventKind kind);
 
@@ -40,12 +41,13 @@ struct Event {
   explicit Event(EventKind k) : kind(k) {}
 
   EventKind kind;
-  Pid pid = -1;         ///< the worker, for Worker* events
-  ExitStatus status{};  ///< WorkerExited
-  std::string why;      ///< who asked, or the reason: "SIGTERM", "served 1000 requests"
-  int exit_code = 0;    ///< QuickStop: what corral exits with
-  int slot = -1;        ///< RespawnDue
-  int generation = -1;  ///< GenerationPrepared
+  Pid pid = -1;                 ///< the worker, for Worker* events
+  ExitStatus status{};          ///< WorkerExited
+  std::string why;              ///< who asked, or the reason: "SIGTERM", "served 1000 requests"
+  int exit_code = 0;            ///< QuickStop: what corral exits with
+  int slot = -1;                ///< RespawnDue
+  int generation = -1;          ///< GenerationPrepared
+  bool fresh_template = false;  ///< CodeChanged: what the worker template imported changed too
 
   static Event worker(EventKind kind, Pid pid, std::string why = {});
   static Event workerExited(Pid pid, const ExitStatus& status);
@@ -53,6 +55,9 @@ struct Event {
   static Event respawnDue(int slot);
   static Event generationPrepared(int generation);
   static Event timer(EventKind kind);
+  /// `why`: what changed, for the log; `fresh_template`: the worker template must be started
+  /// anew (a file it imported, or the workers' environment, changed).
+  static Event codeChanged(std::string why, bool fresh_template);
 };
 
 }  // namespace corral

@@ -19,6 +19,9 @@ struct WorkerRequest {
   int slot = 0;
   int generation = 0;    ///< the reload generation the worker belongs to
   int max_requests = 0;  ///< this worker's recycling limit, jitter included; 0 for none
+  /// The generation whose worker template forks it: a SIGHUP starts a new template, a --reload
+  /// change to the app's own files keeps the one there is.
+  int template_generation = 0;
 };
 
 /// A spawn gives either a pid or the errno of what failed (folly's SubprocessSpawnError).
@@ -52,9 +55,9 @@ class ProcessSpawner {
   virtual ~ProcessSpawner() = default;
   /// Reports every child to `events` from now on, starting with the ones that exited before.
   virtual void attach(ChildEvents& events) = 0;
-  /// Gets ready to start the workers of `generation` (the real spawner boots a worker
-  /// template), then calls `ready`, never from inside this call. Spawning before `ready`
-  /// works too, only more slowly.
+  /// Gets ready to start workers whose template_generation is `generation` (the real spawner
+  /// boots a worker template, unless it has that one), then calls `ready`, never from inside
+  /// this call. Spawning before `ready` works too, only more slowly.
   virtual void prepare(int generation, std::function<void()> ready) = 0;
   virtual SpawnResult spawn(const WorkerRequest& request) = 0;
   /// Sends `signo` to the worker, or to its whole process group (its own children too).

@@ -7,6 +7,7 @@ std::string_view stateName(State state) {
     case State::Starting: return "Starting";
     case State::Running: return "Running";
     case State::Reloading: return "Reloading";
+    case State::Restarting: return "Restarting";
     case State::DrainDelay: return "DrainDelay";
     case State::DrainGate: return "DrainGate";
     case State::DrainStop: return "DrainStop";
@@ -21,7 +22,8 @@ std::string_view publicStateName(State state) {
   switch (state) {
     case State::Starting: return "starting";
     case State::Running: return "running";
-    case State::Reloading: return "reloading";
+    case State::Reloading:
+    case State::Restarting: return "reloading";
     case State::Stopped: return "stopped";
     default: return "draining";
   }

@@ -16,7 +16,10 @@ namespace corral {
 ///                                            ^    | SIGHUP: the roll restarts
 ///                                            +----+
 ///
-///   Starting, Running, Reloading:
+///   --reload: a change to the app's files (CodeChanged)
+///     Starting, Running, Reloading, Restarting --> Restarting --(new workers READY)--> Running
+///
+///   Starting, Running, Reloading, Restarting:
 ///     SIGTERM, --drain-delay > 0 --> DrainDelay --(delay over)--> DrainGate
 ///     SIGTERM, no drain delay -----------------------------------> DrainGate
 ///     SIGINT, SIGQUIT ---------------------------------------------> DrainQuick
@@ -31,6 +34,7 @@ enum class State : std::uint8_t {
   Starting,    ///< the first workers boot (after the spawner prepares their generation)
   Running,     ///< every slot has a READY worker of the current generation
   Reloading,   ///< SIGHUP: slots move to new workers, --max-surge at a time
+  Restarting,  ///< --reload saw a change: every worker is replaced at once by new code
   DrainDelay,  ///< SIGTERM: /ready fails while workers keep serving (--drain-delay)
   DrainGate,   ///< new connections are gated; the listen queues are served first
   DrainStop,   ///< workers were told to stop and finish in flight, until the graceful timeout
@@ -38,13 +42,13 @@ enum class State : std::uint8_t {
   DrainKill,   ///< SIGKILL was sent to the workers left; waiting to reap them
   Stopped,     ///< every worker is gone
 };
-inline constexpr std::size_t kStateCount = 9;
+inline constexpr std::size_t kStateCount = 10;
 
 /// "Starting", "DrainGate", ...: the precise state, as transitions are logged.
 std::string_view stateName(State state);
 
-/// "starting", "running", "reloading", "draining" (every Drain* state) or "stopped": what the
-/// admin endpoints, metrics and the service manager show.
+/// "starting", "running", "reloading" (Restarting too), "draining" (every Drain* state) or
+/// "stopped": what the admin endpoints, metrics and the service manager show.
 std::string_view publicStateName(State state);
 
 /// True from SIGTERM (or SIGINT, SIGQUIT, a boot failure) on.

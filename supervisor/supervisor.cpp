@@ -24,23 +24,24 @@ using enum Action;
 // Rows follow EventKind, columns State. A deliberate nothing is Nop, so that a new event or
 // state means deciding every new cell; a unit test walks the table and finds no Unset one.
 constexpr std::array<std::array<Action, kStateCount>, kEventCount> kTable{{
-//                        Starting Running  Reloading DrainDelay DrainGate DrainStop DrainQuick DrainKill Stopped
-/* WorkerReady        */ {Ready,   Ready,   Ready,    Ready,     Ready,    Nop,      Nop,       Nop,      Nop},
-/* WorkerHeartbeat    */ {Beat,    Beat,    Beat,     Beat,      Beat,     Nop,      Nop,       Nop,      Nop},
-/* WorkerRecycle      */ {Replace, Replace, Replace,  Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
-/* WorkerOverMemory   */ {Replace, Replace, Replace,  Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
-/* WorkerDeadline     */ {Expire,  Expire,  Expire,   Expire,    Expire,   Expire,   Expire,    Expire,   Nop},
-/* WorkerExited       */ {Respawn, Respawn, Respawn,  Bury,      BuryLast, BuryLast, BuryLast,  BuryLast, Nop},
-/* GracefulStop       */ {Drain,   Drain,   Drain,    Escalate,  Escalate, Escalate, Kill,      Nop,      Nop},
-/* QuickStop          */ {Hurry,   Hurry,   Hurry,    Hurry,     Hurry,    Hurry,    Kill,      Nop,      Nop},
-/* Reload             */ {Roll,    Roll,    Roll,     Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
-/* ScaleUp            */ {Grow,    Grow,    Grow,     Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
-/* ScaleDown          */ {Shrink,  Shrink,  Shrink,   Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
-/* GenerationPrepared */ {Fill,    Nop,     Resume,   Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
-/* RespawnDue         */ {Revive,  Revive,  Revive,   Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
-/* DrainDelayOver     */ {Nop,     Nop,     Nop,      Gate,      Nop,      Nop,      Nop,       Nop,      Nop},
-/* QueuesEmpty        */ {Nop,     Nop,     Nop,      Nop,       Stop,     Nop,      Nop,       Nop,      Nop},
-/* DrainDeadline      */ {Nop,     Nop,     Nop,      Nop,       Kill,     Kill,     Kill,      Nop,      Nop},
+//                        Starting Running  Reloading Restarting DrainDelay DrainGate DrainStop DrainQuick DrainKill Stopped
+/* WorkerReady        */ {Ready,   Ready,   Ready,    Ready,     Ready,     Ready,    Nop,      Nop,       Nop,      Nop},
+/* WorkerHeartbeat    */ {Beat,    Beat,    Beat,     Beat,      Beat,      Beat,     Nop,      Nop,       Nop,      Nop},
+/* WorkerRecycle      */ {Replace, Replace, Replace,  Replace,   Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
+/* WorkerOverMemory   */ {Replace, Replace, Replace,  Replace,   Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
+/* WorkerDeadline     */ {Expire,  Expire,  Expire,   Expire,    Expire,    Expire,   Expire,   Expire,    Expire,   Nop},
+/* WorkerExited       */ {Respawn, Respawn, Respawn,  Respawn,   Bury,      BuryLast, BuryLast, BuryLast,  BuryLast, Nop},
+/* GracefulStop       */ {Drain,   Drain,   Drain,    Drain,     Escalate,  Escalate, Escalate, Kill,      Nop,      Nop},
+/* QuickStop          */ {Hurry,   Hurry,   Hurry,    Hurry,     Hurry,     Hurry,    Hurry,    Kill,      Nop,      Nop},
+/* Reload             */ {Roll,    Roll,    Roll,     Roll,      Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
+/* ScaleUp            */ {Grow,    Grow,    Grow,     Grow,      Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
+/* ScaleDown          */ {Shrink,  Shrink,  Shrink,   Shrink,    Refuse,    Refuse,   Refuse,   Refuse,    Refuse,   Refuse},
+/* GenerationPrepared */ {Fill,    Nop,     Resume,   Swap,      Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
+/* RespawnDue         */ {Revive,  Revive,  Revive,   Revive,    Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
+/* DrainDelayOver     */ {Nop,     Nop,     Nop,      Nop,       Gate,      Nop,      Nop,      Nop,       Nop,      Nop},
+/* QueuesEmpty        */ {Nop,     Nop,     Nop,      Nop,       Nop,       Stop,     Nop,      Nop,       Nop,      Nop},
+/* DrainDeadline      */ {Nop,     Nop,     Nop,      Nop,       Nop,       Kill,     Kill,     Kill,      Nop,      Nop},
+/* CodeChanged        */ {Restart, Restart, Restart,  Restart,   Nop,       Nop,      Nop,      Nop,       Nop,      Nop},
 }};
 // clang-format on
 //
@@ -52,6 +53,11 @@ constexpr std::array<std::array<Action, kStateCount>, kEventCount> kTable{{
 //   delay is waited out even with no worker left, as the orchestrator expects.
 // - A GenerationPrepared in Running is stale: a newer generation, or none, is wanted now.
 // - DrainQuick has nothing left to wait for: asked again, it kills.
+// - Restarting (--reload) is Reloading without the overlap: the same events move it on, but
+//   its GenerationPrepared swaps every worker at once (Swap) where a roll goes slot by slot.
+//   A SIGHUP during it rolls, and a change during a roll restarts: the newest request wins.
+// - A change to the files during a stop is nothing to act on: Nop, not Refuse, since nobody
+//   asked for it and an editor's save should not add to a stop's log.
 
 }  // namespace
 
@@ -79,6 +85,8 @@ std::string_view actionName(Action action) {
     case Revive: return "Revive";
     case Gate: return "Gate";
     case Stop: return "Stop";
+    case Restart: return "Restart";
+    case Swap: return "Swap";
   }
   return "?";
 }
@@ -152,6 +160,8 @@ void Supervisor::perform(Action action, const Event& event) {
     case Revive: revive(event.slot); break;
     case Gate: gate(); break;
     case Stop: stopWorkers(); break;
+    case Restart: restart(event); break;
+    case Swap: swap(event.generation); break;
   }
 }
 
@@ -193,6 +203,8 @@ void Supervisor::afterPoolChange() {
     transitionTo(State::Running, "all " + plural(target_, "worker") + " ready");
   } else if (state_ == State::Reloading) {
     continueRoll();
+  } else if (state_ == State::Restarting) {
+    finishRestart();
   } else {
     notifyStatus();
   }
@@ -225,6 +237,10 @@ void Supervisor::onChildMessage(Pid pid, std::string_view datagram) {
       // Facts about the worker, kept for when it exits: no decision to make now.
       if (worker->error.empty()) worker->error = message.text;
       worker->config_error = message.kind == ControlMessage::Kind::ConfigError;
+      return;
+    case ControlMessage::Kind::LoadError:
+      // --reload: the app's code failed; the worker serves a 503 with this text instead.
+      if (worker->load_error.empty()) worker->load_error = message.text;
       return;
     case ControlMessage::Kind::Status:
       spdlog::debug("worker {} (pid {}): {}", worker->slot, pid, message.text);

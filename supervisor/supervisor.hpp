@@ -90,6 +90,8 @@ enum class Action : std::uint8_t {
   Revive,    ///< a slot's backoff ran out: respawn if the slot still needs a worker
   Gate,      ///< gate new connections, wait for the listen queues to empty
   Stop,      ///< tell every worker to stop and finish what is in flight
+  Restart,   ///< --reload: a new generation replaces every worker at once (no overlap)
+  Swap,      ///< the restart's generation is prepared: stop the outdated workers, start new
 };
 
 std::string_view actionName(Action action);
@@ -198,6 +200,12 @@ class Supervisor final : public ChildEvents {
   void shrink();
   void checkMemory();
 
+  // supervisor_restart.cpp: --reload
+  void restart(const Event& event);
+  void swap(int generation);
+  void finishRestart();
+  void reportLoadError(const Worker& worker);
+
   const Config& config_;
   Clock& clock_;
   ProcessSpawner& spawner_;
@@ -207,6 +215,8 @@ class Supervisor final : public ChildEvents {
   int target_;
   int generation_ = 0;
   int prepared_generation_ = -1;  ///< the newest generation the spawner is ready for
+  int template_generation_ = 0;   ///< the generation whose worker template forks workers
+  int load_error_shown_ = -1;     ///< the last generation whose load error was logged
   std::string draining_reason_;
   std::string reload_error_;
   bool ever_ready_ = false;

@@ -17,6 +17,7 @@ namespace corral {
 void Supervisor::roll(const Event& event) {
   ++generation_;
   ++metrics_.reloads;
+  template_generation_ = generation_;  // a new template: an upgraded uvicorn is picked up too
   reload_error_.clear();
   // Replacements still booting from an earlier roll run older code than what is asked for now.
   for (Worker& worker : pool_) {
@@ -91,7 +92,8 @@ void Supervisor::replace(const Event& event) {
   if (worker == nullptr || worker->state != WorkerState::Ready || pool_.successorOf(event.pid)) {
     return;
   }
-  if (state_ == State::Reloading && worker->generation != generation_) return;
+  const bool replaced_anyway = state_ == State::Reloading || state_ == State::Restarting;
+  if (replaced_anyway && worker->generation != generation_) return;
   spdlog::info("worker {} (pid {}) {}: starting its replacement", worker->slot, worker->pid,
                event.why);
   spawnWorker(worker->slot, Succession{worker->pid, StopCause::Recycle});

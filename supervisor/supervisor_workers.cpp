@@ -21,10 +21,11 @@ long long millisSince(TimePoint start, TimePoint now) {
 
 }  // namespace
 
-// The spawner first gets ready for a generation (its worker template boots), so that the
-// generation's workers start in milliseconds; GenerationPrepared says when.
+// The spawner first gets ready for a generation (its worker template boots, unless a --reload
+// change keeps the one there is), so that the generation's workers start in milliseconds;
+// GenerationPrepared says when.
 void Supervisor::prepareGeneration() {
-  spawner_.prepare(generation_, [this, generation = generation_] {
+  spawner_.prepare(template_generation_, [this, generation = generation_] {
     handle(Event::generationPrepared(generation));
   });
 }
@@ -47,7 +48,8 @@ Worker* Supervisor::spawnWorker(int slot, std::optional<Succession> succession) 
     // Drawn per worker, so that workers started together do not all recycle together.
     max_requests += hooks_.random(config_.max_requests_jitter);
   }
-  const SpawnResult result = spawner_.spawn({slot, generation_, max_requests});
+  const SpawnResult result =
+      spawner_.spawn({slot, generation_, max_requests, template_generation_});
   if (!result.ok()) {
     ++metrics_.spawn_failures;
     spdlog::error("worker {} could not be started: {}", slot, std::strerror(result.error));
@@ -83,8 +85,10 @@ void Supervisor::markReady(Pid pid) {
   {
     const long long took = millisSince(worker->spawned_at, now);
     const LogFields fields{{"worker", worker->slot}, {"worker_pid", pid}, {"duration_ms", took}};
-    spdlog::info("worker {} ready (pid {}) in {}ms", worker->slot, pid, took);
+    spdlog::info("worker {} ready (pid {}) in {}ms{}", worker->slot, pid, took,
+                 worker->load_error.empty() ? "" : ", answering 503 with the app's load error");
   }
+  if (!worker->load_error.empty()) reportLoadError(*worker);
   if (config_.timeout.count() > 0) {
     worker->deadline->enable(config_.timeout);
   } else {

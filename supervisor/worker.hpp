@@ -47,6 +47,7 @@ struct Worker {
   std::unique_ptr<Timer> deadline;  ///< startup, heartbeat, or kill grace: one at a time
   std::string error;                ///< BOOT_ERROR or CONFIG_ERROR text
   bool config_error = false;
+  std::string load_error;                ///< LOAD_ERROR text (--reload): it serves a 503 with it
   std::optional<Succession> succession;  ///< set while it boots to replace another
   int memory_strikes = 0;                ///< checks in a row above --max-worker-memory
   // Facts the worker reports, for /metrics and /status; no decision depends on them.

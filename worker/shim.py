@@ -10,9 +10,11 @@ one is reported as CONFIG_ERROR rather than failing later.
 
 Exit status: 0 after serving (a graceful stop included, whether or not uvicorn re-raises the
 stop signal after it), or when stopped by a signal during lifespan startup; 2 after CONFIG_ERROR;
-3 after BOOT_ERROR. A worker dies by SIGTERM or SIGINT that comes while the app is imported
-(before uvicorn handles them) or after uvicorn has returned, and by SIGABRT (sent by corral to a
-hung worker) after faulthandler has dumped every thread's stack to stderr.
+3 after BOOT_ERROR. Under corral --reload an app that fails to load is no BOOT_ERROR: the worker
+sends LOAD_ERROR and serves a 503 that says why, until corral replaces it. A worker dies by
+SIGTERM or SIGINT that comes while the app is imported (before uvicorn handles them) or after
+uvicorn has returned, and by SIGABRT (sent by corral to a hung worker) after faulthandler has
+dumped every thread's stack to stderr.
 """
 
 import sys
@@ -30,6 +32,7 @@ import contextvars
 import faulthandler
 import gc
 import http
+import importlib
 import inspect
 import io
 import json
@@ -62,6 +65,8 @@ REQUEST_CHECK = 0.1
 # How often the worker tells corral how many requests it served and has in flight, if that
 # changed (REQUESTS=, worker/PROTOCOL.md).
 REQUEST_REPORT = 1.0
+# The size of one IMPORTS message (--reload), well within what corral reads from the template.
+IMPORTS_CHUNK = 3000
 # How long a forked worker waits for corral to adopt it (the process between them exits at once).
 ADOPTION_WAIT = 5.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -246,6 +251,9 @@ class Internals:
     Config(...).load() imports      the worker template's warm-up           none     0.17.6 0.51.0
       the protocol, loop and
       lifespan modules
+    a failed load or lifespan       --reload: the same worker then serves   tests    0.17.6 0.51.0
+      startup leaves the sockets    the error (503) with a second Server
+      unused and open
     CPython threading._shutdown,    leave(): join the app's threads, run    use      CPython 3.11
       atexit._run_exitfuncs         its atexit handlers, then os._exit
                                     (without them: sys.exit)
@@ -893,6 +901,27 @@ def log_uncaught(exc_type, exc, tb, thread=None):
                                                 exc_info=(exc_type, exc, tb))
 
 
+class LoadErrorApp:
+    """What a --reload worker serves when the app failed to load: 503, and the error as text."""
+
+    def __init__(self, text):
+        self.body = ("corral: the app failed to load; it reloads at the next change of its "
+                     f"files.\n\n{text}\n").encode("utf-8", "replace")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 503,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(self.body)).encode()),
+                                (b"cache-control", b"no-store"),
+                                (b"retry-after", b"1")]})
+        await send({"type": "http.response.body", "body": self.body})
+
+
 class _Catcher(logging.Handler):
     """Stands in for one logger's handlers while the worker boots."""
 
@@ -979,8 +1008,12 @@ class Worker:
         """Raises ConfigError if uvicorn rejects the settings or lacks an internal."""
         self.internals = internals
         self.control = control
+        self.settings = settings
         self.heartbeat = settings.get("heartbeat_interval") or 0
         self.max_requests = settings.get("max_requests")
+        self.reload = bool(settings.get("reload"))
+        self.modules_before = set(sys.modules)  # a forked worker's include what the template had
+        self.load_failed = False
         self.ready = False
         self.requests = Requests()
         self.logs = BootLogs()
@@ -1006,6 +1039,25 @@ class Worker:
         if self.max_requests:
             self.count_requests(loop)
         self.report_requests(loop, (0, 0))
+        if self.reload and not self.load_failed:
+            self.report_modules()
+
+    def report_modules(self):
+        """--reload: the modules the app imported from outside the watched folders (its
+        libraries: fastapi, pydantic...) as a MODULES message, so that corral's worker template
+        imports them beforehand: a worker forked from it then imports only the app's own code."""
+        watched = tuple(os.path.join(os.path.realpath(folder), "")
+                        for folder in self.settings.get("reload_dirs", []))
+        names = []
+        for name, module in list(sys.modules.items()):
+            if name in self.modules_before or name == "__main__":
+                continue
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str) and os.path.realpath(path).startswith(watched):
+                continue  # the app's own code: imported anew by every worker
+            names.append(name)
+        if names:
+            self.control.send("MODULES", "\n".join(sorted(names)), block=False)
 
     def beat(self, loop):
         # A timer on the event loop: a blocked loop stops the heartbeats, which is how corral
@@ -1050,7 +1102,25 @@ class Worker:
             failure = None  # lifespan startup failed; uvicorn logged why
         if server.stopping:
             return 0  # asked to stop while booting: not a boot failure
+        if self.reload:
+            return self.serve_load_error(self.boot_error(failure), socks)
         self.control.fail("BOOT_ERROR", self.boot_error(failure), EXIT_BOOT_ERROR)
+
+    def serve_load_error(self, text, socks):
+        """--reload: the app failed to import or to start, so this worker answers every request
+        with a 503 saying why (a developer looks at the browser) until corral replaces it at the
+        next change. corral prints the error once, from LOAD_ERROR."""
+        self.load_failed = True
+        self.control.send("LOAD_ERROR", clip(text, MAX_DATAGRAM - len("LOAD_ERROR=")))
+        self.logs.records.clear()  # what corral prints; released, they would say it again
+        uvicorn_settings = {**self.settings.get("uvicorn", {}), "lifespan": "off"}
+        settings = {**self.settings, "app": LoadErrorApp(text), "factory": False,
+                    "uvicorn": uvicorn_settings}
+        self.config = self.internals.make_config(settings, self.notify)
+        self.server = self.internals.make_server(self.config)
+        self.internals.load_app(self.config, lambda app: WorkerApp(app, self.server, self.requests))
+        self.internals.run(self.server, socks)
+        return 0
 
     def boot_error(self, exc):
         parts = [self.logs.text()]
@@ -1091,6 +1161,43 @@ class Template:
         retitle(f"corral template: {settings.get('app', '')}", TEMPLATE_NAME)
         Internals(import_uvicorn(control)).warm_up(settings)
         setup_logging(settings, "template")
+        self.preload(settings.get("preload", ()))
+        if settings.get("reload"):
+            self.send_imports()
+
+    def preload(self, names):
+        """--reload: imports the libraries the app's workers reported (MODULES), so that the
+        workers forked from here do not import them again at every change. A library that
+        starts a thread as it is imported would leave the forked workers without it: the
+        template then gives up, and workers start afresh."""
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except BaseException:  # an import that fails here fails in the worker, reported
+                pass
+        if threading.active_count() > 1:
+            self.control.fail("STATUS", "importing the app's libraries started a thread; not "
+                              "forking workers from it", 0)
+
+    def send_imports(self):
+        """--reload: the real paths of the source files of every module imported so far, as
+        IMPORTS messages of up to IMPORTS_CHUNK bytes; corral starts a new template when one
+        of them changes, since the workers it forks would not import it again."""
+        paths = sorted({os.path.realpath(path) for path in
+                        (getattr(module, "__file__", None) for module in list(sys.modules.values()))
+                        if isinstance(path, str)})
+        chunk, size = [], 0
+        for path in paths:
+            length = len(path.encode("utf-8", "replace")) + 1
+            if length > IMPORTS_CHUNK:
+                continue  # no such path in practice; the check would only miss that file
+            if size + length > IMPORTS_CHUNK:
+                self.control.send("IMPORTS", "\n".join(chunk))
+                chunk, size = [], 0
+            chunk.append(path)
+            size += length
+        if chunk:
+            self.control.send("IMPORTS", "\n".join(chunk))
 
     def serve(self):
         """Forks workers until corral closes the channel; returns (settings, control) in each

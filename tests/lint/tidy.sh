@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 build="${1:?usage: tidy.sh BUILD_DIR}"
 [[ -f "$build/compile_commands.json" ]] || { echo "tidy: no $build/compile_commands.json" >&2; exit 2; }
-mapfile -t files < <(ls admin/*.cpp config/*.cpp config/host/*.cpp process/*.cpp runtime/*.cpp \
-  signals/*.cpp supervisor/*.cpp util/*.cpp)
+mapfile -t files < <(ls admin/*.cpp config/*.cpp config/host/*.cpp process/*.cpp reload/*.cpp \
+  runtime/*.cpp signals/*.cpp supervisor/*.cpp util/*.cpp)
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 printf '%s\n' "${files[@]}" |

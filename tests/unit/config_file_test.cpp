@@ -451,7 +451,6 @@ TEST_CASE_METHOD(FileFixture, "Options that do not apply get why, and what inste
        "--statsd-host: corral sends no statsd; it serves "
        "Prometheus metrics"},
       {{"-e", "A=1"}, "-e: corral's workers inherit its environment"},
-      {{"--env-file", ".env"}, "--env-file: corral reads no env file"},
       {{"--pythonpath", "/srv"}, "--pythonpath: use --app-dir DIR"},
       {{"--limit-request-line", "8190"}, "--limit-request-line: uvicorn has no such limits"},
       {{"--interface", "asgi3"}, "--interface: corral leaves uvicorn's --interface on auto"},
@@ -571,7 +570,7 @@ TEST_CASE_METHOD(FileFixture,
   CHECK_THAT(text, Catch::Contains("UVICORN_PORT is set, but corral does not read it (uvicorn "
                                    "does); for corral: CORRAL_BIND=0.0.0.0:9000"));
   CHECK_THAT(text, Catch::Contains("UVICORN_RELOAD is set, but corral does not read it (uvicorn "
-                                   "does); for corral: nothing for --reload"));
+                                   "does); for corral: CORRAL_RELOAD=true"));
   CHECK_THAT(text, Catch::Contains("UVICORN_APP is set, but corral does not read it (uvicorn "
                                    "does); for corral: CORRAL_APP=main:app"));
   // They change nothing: the defaults stand.

@@ -12,9 +12,13 @@ namespace {
 using namespace std::chrono_literals;
 using testing::Harness;
 
-constexpr std::array kAllStates{State::Starting,   State::Running,   State::Reloading,
-                                State::DrainDelay, State::DrainGate, State::DrainStop,
-                                State::DrainQuick, State::DrainKill, State::Stopped};
+constexpr std::array kAllStates{
+    State::Starting,  State::Running,   State::Reloading,  State::Restarting, State::DrainDelay,
+    State::DrainGate, State::DrainStop, State::DrainQuick, State::DrainKill,  State::Stopped};
+
+TEST_CASE("The table's test knows every state", "[unit][table]") {
+  CHECK(kAllStates.size() == kStateCount);
+}
 
 TEST_CASE("Every state x event pair has a decision", "[unit][table]") {
   for (std::size_t e = 0; e < kEventCount; ++e) {
@@ -39,6 +43,9 @@ void reach(Harness& h, State state) {
     case State::Starting:
     case State::Running: break;
     case State::Reloading: h.signal(SIGHUP); break;
+    case State::Restarting:
+      h.supervisor->handle(Event::codeChanged("app.py changed", false));
+      break;
     case State::DrainDelay:
     case State::DrainGate:
     case State::DrainStop: h.signal(SIGTERM); break;
@@ -71,6 +78,7 @@ Event sample(const Harness& h, EventKind kind) {
     case EventKind::DrainDelayOver:
     case EventKind::QueuesEmpty:
     case EventKind::DrainDeadline: return Event::timer(kind);
+    case EventKind::CodeChanged: return Event::codeChanged("app.py changed", false);
     default: return Event::worker(kind, pid, "a test");
   }
 }
