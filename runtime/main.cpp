@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "config/exit_codes.hpp"
 #include "process/launcher.hpp"
+#include "runtime/commands.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/startup_error.hpp"
@@ -50,6 +51,8 @@ void closeInheritedFds(const Config& config) {
 int main(int argc, char** argv) {
   using namespace corral;
   resetSignals();
+  // `corral probe`, `corral run`...: one-off jobs that never start the supervisor.
+  if (const auto code = runSubcommand(argc, argv)) return *code;
   const ParseOutcome outcome =
       parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr);
   if (!outcome.config) return outcome.exit_code;
