@@ -333,7 +333,7 @@ std::string helpText() {
   }};
   std::ostringstream out;
   out << "Usage: corral [OPTIONS] APP\n"
-         "       corral COMMAND [ARGS...]   (see Commands below)\n\n"
+         "  or:  corral COMMAND [ARGS...]   (see Commands below)\n\n"
          "Runs the ASGI app APP (module:attribute, e.g. main:app) in a pool of uvicorn workers:\n"
          "corral binds the sockets, restarts workers that die or hang, and drains them on "
          "SIGTERM.\n";

@@ -99,16 +99,9 @@ SpawnResult launch(const LaunchSpec& spec) {
   std::vector<int> open_fds = spec.keep_fds;
   open_fds.insert(open_fds.end(), {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, pipe[1]});
   std::sort(open_fds.begin(), open_fds.end());
-  const Child child{spec.executable.c_str(),
-                    argv.data(),
-                    envp.data(),
-                    spec.keep_fds,
-                    open_fds,
-                    spec.user,
-                    groups,
-                    spec.take_terminal,
-                    ::getpid(),
-                    pipe[1]};
+  const Child child{
+      spec.executable.c_str(), argv.data(), envp.data(), spec.keep_fds, open_fds, spec.user, groups,
+      spec.take_terminal,      ::getpid(),  pipe[1]};
 
   sigset_t all;
   sigset_t saved;

@@ -93,17 +93,16 @@ void converse(asio::io_context& io, const typename Protocol::endpoint& endpoint,
   };
   const auto read = [socket, &exchange, finish](const ErrorCode& write_error, std::size_t) {
     if (write_error) return finish(write_error);
-    asio::async_read(*socket, asio::dynamic_buffer(exchange.response, kMaxResponse),
-                     [socket, finish](const ErrorCode& read_error, std::size_t) {
-                       finish(read_error);
-                     });
+    asio::async_read(
+        *socket, asio::dynamic_buffer(exchange.response, kMaxResponse),
+        [socket, finish](const ErrorCode& read_error, std::size_t) { finish(read_error); });
   };
-  socket->async_connect(endpoint, [socket, &request, &exchange, finish,
-                                   read](const ErrorCode& connect_error) {
-    if (connect_error) return finish(connect_error);
-    exchange.stage = "waiting for the answer";
-    asio::async_write(*socket, asio::buffer(request), read);
-  });
+  socket->async_connect(
+      endpoint, [socket, &request, &exchange, finish, read](const ErrorCode& connect_error) {
+        if (connect_error) return finish(connect_error);
+        exchange.stage = "waiting for the answer";
+        asio::async_write(*socket, asio::buffer(request), read);
+      });
 }
 
 }  // namespace
@@ -124,8 +123,7 @@ ProbeRequest parseProbeArgs(const std::vector<std::string>& args, const EnvLooku
       request.timeout = parseDuration(*timeout, "--timeout");
       if (request.timeout == Duration::zero()) failInput("--timeout", *timeout, "must be > 0");
     } else if (args[i].starts_with("-")) {
-      throw ConfigError("unknown option '" + printable(args[i]) +
-                        "'; run 'corral probe --help'");
+      throw ConfigError("unknown option '" + printable(args[i]) + "'; run 'corral probe --help'");
     } else if (endpoint) {
       throw ConfigError("unexpected argument '" + printable(args[i]) + "' after '" + *endpoint +
                         "'; probe one endpoint at a time");
@@ -181,7 +179,7 @@ ProbeOutcome probe(const ProbeRequest& request) {
   const std::string where = " at " + address.str();
   if (!exchange.done) {
     return {kExitFailure, "no answer within " + formatDuration(request.timeout) + where + " (" +
-                   std::string(exchange.stage) + ")"};
+                              std::string(exchange.stage) + ")"};
   }
   if (exchange.error && exchange.response.empty()) {
     return {kExitFailure, lower(exchange.error.message()) + where};
@@ -202,8 +200,8 @@ int runProbe(const std::vector<std::string>& args) {
   } catch (const std::exception& error) {  // no socket to be had, say
     outcome = {kExitFailure, printable(error.what())};
   }
-  (outcome.exit_code == kExitOk ? std::cout : std::cerr) << "corral probe: " << outcome.line
-                                                         << '\n';
+  (outcome.exit_code == kExitOk ? std::cout : std::cerr)
+      << "corral probe: " << outcome.line << '\n';
   return outcome.exit_code;
 }
 

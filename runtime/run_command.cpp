@@ -142,7 +142,7 @@ RunRequest parseRunArgs(const std::vector<std::string>& args) {
       ++i;
       break;
     }
-    if (arg == "--group-signals") {
+    if (arg == "--group-signals" || arg == "-g") {  // -g: tini's spelling
       request.group_signals = true;
     } else if (arg.starts_with("-")) {
       throw ConfigError("unknown option '" + printable(arg) +

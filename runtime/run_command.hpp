@@ -16,7 +16,8 @@ inline constexpr std::string_view kRunUsage =
     "reaped; corral exits with CMD's exit code, or 128+N if a signal N killed it. A CMD that\n"
     "is not found exits 127, one that cannot be executed 126, as in a shell.\n"
     "\n"
-    "  --group-signals   Pass the signals to CMD's whole process group (its children too)\n";
+    "  -g, --group-signals   Pass the signals to CMD's whole process group (its children\n"
+    "                        too), as tini -g does\n";
 
 /// `corral run`'s arguments, read.
 struct RunRequest {
