@@ -20,7 +20,7 @@ namespace {
 namespace asio = boost::asio;
 
 constexpr std::string_view kDefaultAdmin = "127.0.0.1:8081";  // config/binds.cpp's default
-constexpr std::size_t kMaxResponse = 64 * 1024;
+constexpr std::size_t kMaxResponse = std::size_t{64} * 1024;
 
 // A server bound to every address answers on loopback too; the probe runs beside it.
 BindAddress connectable(BindAddress address) {

@@ -208,6 +208,15 @@ def test_the_wheel_installs_offline_into_a_venv_and_serves_from_its_bin(wheel, c
         corral_bin = venv / "bin" / "corral"
         assert os.access(corral_bin, os.X_OK)
         assert run(venv / "bin/python", "-m", "corral", "--version").stdout == f"corral {VERSION}\n"
+        # On a glibc older than the binary needs (pip refuses the wheel there; this is for one
+        # installed anyway): one line, no traceback. The C library's answer is stood in for.
+        for libc, says in [("glibc 2.31", "this system has 2.31"), ("", "has none (musl?)")]:
+            old = run(venv / "bin/python", "-c",
+                      f"import os, runpy; os.confstr = lambda name: {libc!r}; "
+                      "runpy.run_module('corral', run_name='__main__')")
+            assert old.returncode == 1 and old.stdout == "" and old.stderr.count("\n") == 1
+            assert old.stderr.startswith(f"corral: error: corral needs glibc {GLIBC_MIN} or newer")
+            assert says in old.stderr
         app_dir = venv / "app"
         shutil.copytree(REPO_ROOT / "examples", app_dir / "examples")
 
@@ -218,11 +227,21 @@ def test_the_wheel_installs_offline_into_a_venv_and_serves_from_its_bin(wheel, c
                                    "examples.app:app"],
                          env={"PATH": path}, wait_ready=False)
         c.wait_ready(1)
-        assert f"with {venv}/bin/python" in c.stderr_text()
+        assert re.search(rf" with {venv}/bin/python$", c.stderr_text(), re.MULTILINE)
         assert http_get(c.port, "/").status == 200
         probe = run(corral_bin, "probe", "--admin", f"127.0.0.1:{c.admin_port}")
         assert probe.returncode == 0
         assert probe.stdout == f"corral probe: /ready 200 at 127.0.0.1:{c.admin_port}\n"
+        c.send_signal(signal.SIGTERM)
+        assert c.wait_exit() == 0
+
+        # Nor on PATH (a unit's ExecStart=/app/.venv/bin/corral): still the venv's python.
+        c = corral.start(raw_args=[str(corral_bin), "--workers", "1", "--bind", "127.0.0.1:0",
+                                   "--admin-bind", "127.0.0.1:0", "--app-dir", str(app_dir),
+                                   "examples.app:app"],
+                         env={"PATH": "/usr/local/bin:/usr/bin:/bin"}, wait_ready=False)
+        c.wait_ready(1)
+        assert re.search(rf" with {venv}/bin/python$", c.stderr_text(), re.MULTILINE)
         c.send_signal(signal.SIGTERM)
         assert c.wait_exit() == 0
     finally:
