@@ -24,6 +24,7 @@ import pytest
 
 from bookworm import FreshRoot
 from conftest import CORRAL_BIN, EVENT_DEADLINE, REPO_ROOT, wait_until
+from test_packaging import portable_only  # a sanitizer build needs host libraries
 
 DOCKER_DIR = REPO_ROOT / "packaging" / "docker"
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
@@ -220,6 +221,7 @@ def wheel() -> Path:
     return found
 
 
+@portable_only
 def test_the_image_runs_corral_as_pid_1_as_its_user_and_stops_on_sigterm(wheel, tmp_path):
     app = [s for s in stages() if s.name == "app"][0]
     env = app.env()
