@@ -16,7 +16,6 @@ import re
 import signal
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 
 from bookworm import FreshRoot
 from conftest import CORRAL_BIN, EVENT_DEADLINE, REPO_ROOT, wait_until
-from test_packaging import portable_only  # a sanitizer build needs host libraries
+from shipping import built_wheel, portable_only
 
 DOCKER_DIR = REPO_ROOT / "packaging" / "docker"
 DOCKERFILE = DOCKER_DIR / "Dockerfile"
@@ -213,12 +212,8 @@ def in_container(pid: int, env: dict[str, str], *argv: str) -> subprocess.Comple
 
 
 @pytest.fixture(scope="module")
-def wheel() -> Path:
-    build = Path(CORRAL_BIN).resolve().parent
-    subprocess.run(["cmake", "--build", str(build), "--target", "wheel"], check=True,
-                   capture_output=True)
-    (found,) = (build / "dist").glob("corral-*.whl")
-    return found
+def wheel(tmp_path_factory) -> Path:
+    return built_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @portable_only

@@ -24,22 +24,9 @@ import pytest
 
 from bookworm import FreshRoot
 from conftest import CORRAL_BIN, REPO_ROOT, http_get
+from shipping import BUILD, GLIBC_MIN, built_wheel, portable_only
 
-BUILD = Path(CORRAL_BIN).resolve().parent
-
-
-def cmake_cache(name: str) -> str | None:
-    cache = BUILD / "CMakeCache.txt"
-    if not cache.exists():
-        return None
-    match = re.search(rf"^{name}:\w+=(.*)$", cache.read_text(), re.MULTILINE)
-    return match.group(1) if match else None
-
-
-PORTABLE = cmake_cache("CORRAL_PORTABLE") == "ON"
-GLIBC_MIN = cmake_cache("CORRAL_GLIBC_MIN") or "2.35"
 VERSION = subprocess.run([CORRAL_BIN, "--version"], capture_output=True, text=True).stdout.split()[-1]
-portable_only = pytest.mark.skipif(not PORTABLE, reason="not a portable (release) build")
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -173,11 +160,8 @@ def test_the_deb_installs_into_a_fresh_bookworm_and_serves_the_example(deb, corr
 
 
 @pytest.fixture(scope="module")
-def wheel() -> Path:
-    built = run("cmake", "--build", BUILD, "--target", "wheel")
-    assert built.returncode == 0
-    (found,) = (BUILD / "dist").glob("corral-*.whl")
-    return found
+def wheel(tmp_path_factory) -> Path:
+    return built_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @portable_only

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (CORRAL_BIN, EVENT_DEADLINE, EXIT_DEADLINE, INTEGRATION_DIR, children_of,
-                      namespace_members, pid_alive, proc_state, wait_until)
+                      pid_alive, proc_state, wait_until)
 
 SIGRECORD = str(INTEGRATION_DIR / "helpers" / "sigrecord.py")
 FORWARDED = ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"]
