@@ -71,7 +71,8 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
      "replaces [1]"},
     {"--python", "PATH", Group::Workers,
      "Interpreter that runs the workers; it needs uvicorn\n"
-     "[$VIRTUAL_ENV/bin/python, else python3 on PATH]"},
+     "[$VIRTUAL_ENV/bin/python, else the python beside corral\n"
+     "in a virtualenv's bin/, else python3 on PATH]"},
     {"--start-method", "METHOD", Group::Workers,
      "forkserver: fork new workers from a process that has\n"
      "imported uvicorn (milliseconds of CPU each); spawn: a\n"
@@ -478,7 +479,8 @@ std::string helpText() {
       {Group::General, "General:"},
   }};
   std::ostringstream out;
-  out << "Usage: corral [OPTIONS] APP\n\n"
+  out << "Usage: corral [OPTIONS] APP\n"
+         "  or:  corral COMMAND [ARGS...]   (see Commands below)\n\n"
          "Runs the ASGI app APP (module:attribute, e.g. main:app) in a pool of uvicorn workers:\n"
          "corral binds the sockets, restarts workers that die or hang, and drains them on "
          "SIGTERM.\n";
@@ -502,7 +504,15 @@ std::string helpText() {
       << "Exit codes: " << kExitOk << " stopped cleanly, " << kExitFailure << " runtime failure, "
       << kExitUsage << " bad usage or configuration,\n"
       << kExitBootFailure << " APP failed to import or start, " << kExitInterrupted
-      << " interrupted (Ctrl-C).\n";
+      << " interrupted (Ctrl-C).\n"
+      << "\n"
+         "Commands (each has --help):\n"
+         "  probe [--admin ADDR] [ready|healthz]\n"
+         "                     Ask a running corral's admin server for /ready or /healthz;\n"
+         "                     exit 0 on 200, else 1 (a HEALTHCHECK without curl)\n"
+         "  run [--group-signals] -- CMD [ARGS...]\n"
+         "                     Run one command as PID 1, as tini would: signals passed on,\n"
+         "                     orphans reaped, CMD's exit code (a migration Job)\n";
   return out.str();
 }
 

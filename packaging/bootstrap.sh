@@ -19,6 +19,8 @@ fi
 BUILD="${CORRAL_BUILD_DIR:-$ROOT/build}"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
+# Shipping (packaging/cmake/packaging.cmake, tests/integration/test_packaging.py): help2man for
+# corral(1), wheel and pip for the wheel, venv and debootstrap to install it and the .deb fresh.
 # Build: compiler and libraries. Run: Debian's interpreter with uvicorn. Tests: pytest, curl,
 # util-linux (setpriv, unshare), procps; for packaging/kubernetes/: PyYAML, libseccomp's Python
 # binding and Node.js (npm: see install_npm_packages). Benchmarks bring their own in bench/.
@@ -27,6 +29,7 @@ PACKAGES=(
   python3 python3-uvicorn python3-fastapi python3-pytest
   curl procps util-linux systemd
   python3-yaml python3-seccomp nodejs clang-format clang-tidy clang-14 libclang-rt-14-dev
+  help2man python3-wheel python3-pip python3-venv debootstrap
   python3-prometheus-client  # tests/integration/test_metrics.py: the exposition parser
 )
 

@@ -30,6 +30,7 @@ struct Child {
   const std::vector<int>& open_fds;  ///< sorted: keep_fds, and the error pipe
   const std::optional<WorkerUser>& user;
   const std::vector<gid_t>& groups;
+  bool take_terminal;
   pid_t parent;
   int error_pipe;
 
@@ -42,6 +43,9 @@ struct Child {
     dfl.sa_handler = SIG_DFL;
     for (int signo = 1; signo < NSIG; ++signo) ::sigaction(signo, &dfl, nullptr);
     if (::setpgid(0, 0) != 0) return;
+    // Every signal is still blocked, so the background group this runs in may take the
+    // terminal without being stopped by SIGTTOU.
+    if (take_terminal) ::tcsetpgrp(STDIN_FILENO, ::getpgrp());
     for (const int fd : keep_fds) {
       if (::fcntl(fd, F_SETFD, 0) != 0) return;
     }
@@ -95,15 +99,9 @@ SpawnResult launch(const LaunchSpec& spec) {
   std::vector<int> open_fds = spec.keep_fds;
   open_fds.insert(open_fds.end(), {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, pipe[1]});
   std::sort(open_fds.begin(), open_fds.end());
-  const Child child{spec.executable.c_str(),
-                    argv.data(),
-                    envp.data(),
-                    spec.keep_fds,
-                    open_fds,
-                    spec.user,
-                    groups,
-                    ::getpid(),
-                    pipe[1]};
+  const Child child{
+      spec.executable.c_str(), argv.data(), envp.data(), spec.keep_fds, open_fds, spec.user, groups,
+      spec.take_terminal,      ::getpid(),  pipe[1]};
 
   sigset_t all;
   sigset_t saved;

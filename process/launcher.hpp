@@ -16,10 +16,14 @@ struct LaunchSpec {
   std::vector<std::string> env;    ///< "NAME=value"
   std::vector<int> keep_fds;       ///< open in the child at the same numbers, beside stdio
   std::optional<WorkerUser> user;  ///< the identity the child switches to before exec
+  /// Make the child's process group the foreground group of the terminal on stdin, as tini
+  /// does for its one child (`corral run`); workers never take the terminal.
+  bool take_terminal = false;
 };
 
 /// fork and exec, with the child made clean the way tini makes its child: no signal blocked,
-/// every disposition at its default, its own process group, PR_SET_PDEATHSIG(SIGKILL) so that
+/// every disposition at its default, its own process group (the terminal's foreground one
+/// with `take_terminal`), PR_SET_PDEATHSIG(SIGKILL) so that
 /// nothing outlives corral, and no descriptor but stdio and `keep_fds`. Forked workers get the
 /// same hygiene from the worker template, in the shim's Template.become_worker
 /// (worker/shim.py); a change to one belongs in the other, and tests/integration/

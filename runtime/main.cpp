@@ -15,6 +15,7 @@
 #include "config/exit_codes.hpp"
 #include "process/launcher.hpp"
 #include "runtime/check_config.hpp"
+#include "runtime/commands.hpp"
 #include "runtime/logging.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/startup_error.hpp"
@@ -57,6 +58,8 @@ int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "status")
     return runStatusCommand(argc - 1, argv + 1);
   resetSignals();
+  // `corral probe`, `corral run`...: one-off jobs that never start the supervisor.
+  if (const auto code = runSubcommand(argc, argv)) return *code;
   const ParseOutcome outcome =
       parseCommandLine(argc, argv, processEnvironment(), std::cout, std::cerr, environmentNames());
   if (!outcome.config) return outcome.exit_code;

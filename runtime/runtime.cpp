@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,6 +71,16 @@ void warnIfSizedFromHost(const Config& config) {
       config.workers);
 }
 
+// From getrandom(2) rather than std::random_device, whose libstdc++ calls arc4random: the one
+// symbol that made the portable binary need glibc 2.36 rather than 2.35.
+std::uint32_t randomSeed() {
+  std::uint32_t seed = 0;
+  if (::getrandom(&seed, sizeof seed, 0) != static_cast<ssize_t>(sizeof seed)) {
+    seed = static_cast<std::uint32_t>(::getpid());  // only --max-requests-jitter's draws
+  }
+  return seed;
+}
+
 }  // namespace
 
 Runtime::Runtime(const Config& config)
@@ -81,7 +92,7 @@ Runtime::Runtime(const Config& config)
       spawner_(io_, clock_, WorkerSpecs(config, fdsOf(listeners_), currentEnvironment()),
                fdsOf(listeners_), config.user, use_template_),
       notifier_(processEnvironment(), ::getpid()),
-      rng_(std::random_device{}()),
+      rng_(randomSeed()),
       supervisor_(config, clock_, spawner_, hooks()),
       signals_(io_, supervisor_),
       settings_(settingsJson(config)),
