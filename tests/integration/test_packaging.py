@@ -90,6 +90,22 @@ def test_cmake_install_puts_the_binary_units_man_page_and_readme_in_place(tmp_pa
     assert (prefix / "share/doc/corral/README.md").read_text().startswith("# corral")
     assert (prefix / "share/corral/examples/app.py").exists()
     assert not list(prefix.rglob("*.debug"))
+    verify_installed_units(unit_dir, tmp_path / "instances")
+
+
+def verify_installed_units(unit_dir: Path, scratch: Path) -> None:
+    """The units as installed (ExecStart rewritten to the prefix) pass `systemd-analyze verify`
+    with nothing on stderr, where a bad value would only warn; templates as an instance."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze (Debian package systemd) is not installed")
+    scratch.mkdir()
+    for unit in unit_dir.iterdir():
+        shutil.copy(unit, scratch / unit.name.replace("@.", "@demo."))
+    units = sorted(str(p) for p in scratch.iterdir())
+    result = run(analyze, "verify", "--man=no", *units)
+    print(result.stdout, result.stderr)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
 # --------------------------------------------------------------------------------------------
