@@ -121,4 +121,16 @@ std::optional<BindAddress> parseAdminBind(const Inputs& inputs,
   return address;
 }
 
+std::optional<BindAddress> adminAddressFromEnvironment(const EnvLookup& env) {
+  const char* argv[] = {"corral"};
+  const CommandLine line = readCommandLine(1, argv);
+  const Inputs inputs(line, env);
+  auto address = parseAdminBind(inputs, parseBinds(inputs));
+  if (address && address->kind == BindAddress::Kind::Tcp) {
+    if (address->host == "0.0.0.0") address->host = "127.0.0.1";
+    if (address->host == "::") address->host = "::1";
+  }
+  return address;
+}
+
 }  // namespace corral

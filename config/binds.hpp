@@ -22,4 +22,10 @@ std::vector<BindAddress> parseBinds(const Inputs& inputs);
 std::optional<BindAddress> parseAdminBind(const Inputs& inputs,
                                           const std::vector<BindAddress>& binds);
 
+/// The admin address a corral started with this environment and no flags would use (from
+/// CORRAL_ADMIN_BIND, else CORRAL_BIND or PORT by parseAdminBind's rule), as a client beside
+/// it reaches it: a wildcard host becomes loopback. nullopt for 'none'. For `corral probe` and
+/// `corral status`, which run in the server's container with its environment.
+std::optional<BindAddress> adminAddressFromEnvironment(const EnvLookup& env);
+
 }  // namespace corral

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 
+#include "config/binds.hpp"
 #include "config/config_error.hpp"
 #include "config/exit_codes.hpp"
 #include "runtime/commands.hpp"
@@ -19,7 +20,6 @@ namespace corral {
 namespace {
 namespace asio = boost::asio;
 
-constexpr std::string_view kDefaultAdmin = "127.0.0.1:8081";  // config/binds.cpp's default
 constexpr std::size_t kMaxResponse = std::size_t{64} * 1024;
 
 // A server bound to every address answers on loopback too; the probe runs beside it.
@@ -136,10 +136,10 @@ ProbeRequest parseProbeArgs(const std::vector<std::string>& args, const EnvLooku
   request.path = "/" + endpoint.value_or("ready");
   if (admin) {
     request.address = parseAdmin(admin_source, *admin);
-  } else if (const auto variable = env("CORRAL_ADMIN_BIND"); variable && !variable->empty()) {
-    request.address = parseAdmin("CORRAL_ADMIN_BIND", *variable);
+  } else if (auto address = adminAddressFromEnvironment(env)) {
+    request.address = *address;
   } else {
-    request.address = parseAdmin("--admin", std::string(kDefaultAdmin));
+    failInput("CORRAL_ADMIN_BIND", "none", "the admin server is off, so there is nothing to probe");
   }
   return request;
 }

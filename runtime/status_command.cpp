@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/bind_address.hpp"
+#include "config/binds.hpp"
 #include "config/config_error.hpp"
 #include "config/duration.hpp"
 #include "config/exit_codes.hpp"
@@ -31,21 +32,18 @@ constexpr std::string_view kUsage =
     "Shows a running corral and its workers, from GET /status on its admin port.\n"
     "\n"
     "  --admin ADDR   the admin address: HOST:PORT or unix:PATH [$CORRAL_ADMIN_BIND, else\n"
-    "                 127.0.0.1:8081]\n"
+    "                 port 8081 on $CORRAL_BIND's first host, else 127.0.0.1:8081]\n"
     "  --json         print the JSON document itself\n"
     "  -h, --help     show this help\n";
 
 struct StatusOptions {
-  std::string admin = "127.0.0.1:8081";
+  std::optional<std::string> admin;  ///< --admin; else what the environment says
   bool json = false;
   bool help = false;
 };
 
 StatusOptions parseOptions(int argc, const char* const* argv) {
   StatusOptions options;
-  if (const char* from_env = std::getenv("CORRAL_ADMIN_BIND"); from_env && *from_env) {
-    options.admin = from_env;
-  }
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
     if (arg == "--json") {
@@ -244,10 +242,16 @@ int runStatusCommand(int argc, const char* const* argv) {
       std::cout << kUsage;
       return kExitOk;
     }
-    address = parseBindAddress(options.admin, "--admin");
-    if (address.kind == BindAddress::Kind::Fd) {
-      throw ConfigError("--admin '" + printable(options.admin) +
-                        "': expected HOST:PORT or unix:PATH");
+    if (options.admin) {
+      address = parseBindAddress(*options.admin, "--admin");
+      if (address.kind == BindAddress::Kind::Fd) {
+        throw ConfigError("--admin '" + printable(*options.admin) +
+                          "': expected HOST:PORT or unix:PATH");
+      }
+    } else if (auto from_environment = adminAddressFromEnvironment(processEnvironment())) {
+      address = *from_environment;
+    } else {
+      throw ConfigError("CORRAL_ADMIN_BIND is 'none': the admin server is off; pass --admin");
     }
   } catch (const ConfigError& error) {
     std::cerr << "corral: error: " << error.what() << '\n';

@@ -80,6 +80,14 @@ TEST_CASE("probe asks what corral would serve on, with the same environment") {
           "unix:/run/a.sock");
     CHECK(parse({}, {{"CORRAL_ADMIN_BIND", ""}}).address.str() == "127.0.0.1:8081");
   }
+  SECTION("without CORRAL_ADMIN_BIND, corral's own rule: port 8081 on the first bind's host") {
+    CHECK(parse({}, {{"CORRAL_BIND", "10.1.2.3:8000"}}).address.str() == "10.1.2.3:8081");
+    CHECK(parse({}, {{"CORRAL_BIND", "0.0.0.0:8000"}}).address.str() == "127.0.0.1:8081");
+    CHECK(parse({}, {{"PORT", "5000"}}).address.str() == "127.0.0.1:8081");
+    CHECK(parse({}, {{"CORRAL_BIND", "unix:/run/app.sock"}}).address.str() == "127.0.0.1:8081");
+    CHECK_THROWS_WITH(parse({}, {{"CORRAL_ADMIN_BIND", "none"}}),
+                      Catch::Contains("the admin server is off"));
+  }
   SECTION("a wildcard address is asked on loopback") {
     CHECK(parse({}, {{"CORRAL_ADMIN_BIND", "0.0.0.0:8081"}}).address.str() == "127.0.0.1:8081");
     CHECK(parse({"--admin", "[::]:9"}).address.str() == "[::1]:9");
