@@ -123,6 +123,7 @@ void applyUvicorn(const Inputs& inputs, Config& config) {
     return parseInRange(in, 1, INT_MAX, "expected a whole number >= 1");
   });
   apply(inputs.get("--factory"), config.factory, parseBool);
+  apply(inputs.get("--preload"), config.preload, parseBool);
   apply(inputs.get("--access-log"), config.access_log, parseBool);
   apply(inputs.get("--app-dir"), config.app_dir, [&](const Input& in) {
     // Checked here: a missing directory would otherwise surface as a puzzling ImportError.

@@ -69,6 +69,7 @@ struct Config {
   std::string http = "auto";
   std::string loop = "auto";
   bool factory = false;
+  bool preload = false;  ///< the worker template imports APP's module too
   bool access_log = true;
   std::string app_dir = ".";
   std::string python;                       ///< absolute path of the interpreter

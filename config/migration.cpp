@@ -63,9 +63,6 @@ constexpr auto kRefusals = std::to_array<Refusal>({
      "--limit-concurrency N"},
     {"-D,--daemon", false,
      "corral stays in the foreground, where systemd, Docker or Kubernetes supervise it; drop it"},
-    {"--preload", false,
-     "corral does not preload the app: workers fork from a template that has imported uvicorn, "
-     "and each imports the app itself, so that a reload (SIGHUP) loads new code; drop it"},
     {"--statsd-host,--statsd-prefix,--dogstatsd-tags", true,
      "corral sends no statsd; it serves Prometheus metrics on its admin port (/metrics, see "
      "--admin-bind)"},

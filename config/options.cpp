@@ -66,6 +66,10 @@ constexpr auto kOptions = std::to_array<OptionSpec>({
     {"--max-worker-memory", "SIZE", Group::Workers,
      "Replace a worker whose resident memory stays above SIZE\n"
      "(512Mi, 1G) [no limit]"},
+    {"--preload", "", Group::Workers,
+     "Import APP's module in the worker template, so that the\n"
+     "workers share its memory; lifespan startup still runs in\n"
+     "each worker, and SIGHUP still loads new code"},
     {"--max-surge", "N", Group::Workers,
      "Workers a reload (SIGHUP) starts ahead of those it\n"
      "replaces [1]"},

@@ -148,9 +148,10 @@ std::string WorkerSpecs::settingsJson(const WorkerRequest& request) const {
 
 SpawnSpec WorkerSpecs::templateSpec(int generation) const {
   SpawnSpec spec = specFor({.slot = 0, .generation = generation});
-  if (!preload_.empty()) {
+  if (!preload_.empty() || config_.preload) {
     json::Object settings = settingsObject(config_, listener_fds_, {.slot = 0}, no_color_);
     settings["preload"] = json::Array(preload_.begin(), preload_.end());
+    settings["preload_app"] = config_.preload;
     spec.settings = json::write(settings);
   }
   return spec;

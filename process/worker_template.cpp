@@ -80,6 +80,9 @@ void WorkerTemplate::awaitReady() {
           for (const std::string_view path : split(message->substr(kImports.size()), '\n')) {
             if (!path.empty()) imports_.emplace(path);
           }
+        } else if (constexpr std::string_view kWarning = "WARNING=";
+                   message->starts_with(kWarning)) {
+          spdlog::warn("worker template (pid {}): {}", pid_, message->substr(kWarning.size()));
         } else if (!message->empty()) {
           spdlog::debug("worker template (pid {}): {}", pid_, *message);
         }

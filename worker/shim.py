@@ -1162,8 +1162,30 @@ class Template:
         Internals(import_uvicorn(control)).warm_up(settings)
         setup_logging(settings, "template")
         self.preload(settings.get("preload", ()))
+        if settings.get("preload_app"):
+            self.preload_app(settings)
         if settings.get("reload"):
             self.send_imports()
+
+    def preload_app(self, settings):
+        """--preload: imports APP's module here, so that every worker forked from this template
+        shares its pages rather than importing its own copy; lifespan startup still runs in
+        each worker, after the fork. A module that fails to import is left to the workers,
+        which report the error once (BOOT_ERROR, or reload_error on a SIGHUP). Threads started
+        by the import do not survive the fork, and a lock one held stays locked in the worker:
+        corral says so, naming them, and forks anyway, as the user asked."""
+        module = str(settings.get("app", "")).split(":", 1)[0]
+        sys.path.insert(0, os.path.abspath(settings.get("app_dir", ".")))
+        try:
+            importlib.import_module(module)
+        except BaseException:  # noqa: BLE001 - the workers import it again and say why
+            return
+        threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        if threads:
+            self.control.send("WARNING", f"--preload: importing {module} started "
+                              f"{len(threads)} thread(s) ({', '.join(threads)}), which the "
+                              "forked workers will not have; start them in the app's lifespan "
+                              "startup, or run without --preload")
 
     def preload(self, names):
         """--reload: imports the libraries the app's workers reported (MODULES), so that the

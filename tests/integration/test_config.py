@@ -283,7 +283,6 @@ def test_unknown_option_gets_did_you_mean(corral):
     pytest.param(["--worker-connections", "1000"], "--limit-concurrency N",
                  id="worker-connections"),
     pytest.param(["--daemon"], "corral stays in the foreground", id="daemon"),
-    pytest.param(["--preload"], "corral does not preload the app", id="preload"),
     pytest.param(["--statsd-host", "localhost:8125"], "Prometheus metrics", id="statsd"),
 ])
 def test_options_that_do_not_apply_say_why(corral, args, reason):

@@ -213,9 +213,7 @@ TEST_CASE("ConfigFile errors name the file, the line, the key and what is expect
       {"port = 8000",
        "unknown key 'port': corral sets uvicorn's --port with bind = "
        "[\"HOST:PORT\"]"},
-      {"preload_app = true",
-       "unknown key 'preload_app'; --preload does not apply: corral does "
-       "not preload the app"},
+      {"preload_app = true", "unknown key 'preload_app'; did you mean preload?"},
       {"threads = 4", "unknown key 'threads'; --threads does not apply"},
       {"config = \"other.toml\"",
        "unknown key 'config'; --config is set on the command line or "
@@ -446,7 +444,6 @@ TEST_CASE_METHOD(FileFixture, "Options that do not apply get why, and what inste
        "--limit-concurrency N"},
       {{"--daemon"}, "--daemon: corral stays in the foreground"},
       {{"-D"}, "-D: corral stays in the foreground"},
-      {{"--preload"}, "--preload: corral does not preload the app"},
       {{"--statsd-host", "localhost:8125"},
        "--statsd-host: corral sends no statsd; it serves "
        "Prometheus metrics"},
@@ -503,7 +500,6 @@ TEST_CASE_METHOD(FileFixture, "A CORRAL_ variable that names no option is a warn
   const Run r = run({"main:app"}, {{"CORRAL_WORKER", "3"},
                                    {"CORRAL_GRACEFUL_TIMOUT", "5"},
                                    {"CORRAL_KEEP_ALIVE", "5"},
-                                   {"CORRAL_PRELOAD", "1"},
                                    {"CORRAL_PRINT_CONFIG", "1"},
                                    {"CORRAL_NO_ACCESS_LOG", "1"},
                                    {"CORRAL_WORKERS", "2"},
@@ -513,7 +509,7 @@ TEST_CASE_METHOD(FileFixture, "A CORRAL_ variable that names no option is a warn
   CHECK(r.config().workers == 2);
   const std::string text = noticeText(r.outcome.notices);
   CAPTURE(text);
-  CHECK(r.outcome.notices.size() == 7);
+  CHECK(r.outcome.notices.size() == 6);
   for (const auto& notice : r.outcome.notices) CHECK(notice.level == Notice::Level::Warning);
   CHECK_THAT(text, Catch::Contains("CORRAL_WORKER is set, but names no corral option, so it "
                                    "changes nothing; did you mean CORRAL_WORKERS?"));
@@ -523,8 +519,6 @@ TEST_CASE_METHOD(FileFixture, "A CORRAL_ variable that names no option is a warn
   CHECK_THAT(text, Catch::Contains("CORRAL_KEEP_ALIVE is set, but names no corral option, so it "
                                    "changes nothing: corral's name for gunicorn's --keep-alive "
                                    "is CORRAL_TIMEOUT_KEEP_ALIVE"));
-  CHECK_THAT(text, Catch::Contains("CORRAL_PRELOAD is set, but corral has no --preload: corral "
-                                   "does not preload the app"));
   CHECK_THAT(text, Catch::Contains("CORRAL_PRINT_CONFIG is set, but corral does not read it: "
                                    "--print-config is a command-line option only"));
   CHECK_THAT(text, Catch::Contains("CORRAL_NO_ACCESS_LOG is set, but names no corral option, so "
@@ -559,10 +553,11 @@ TEST_CASE_METHOD(FileFixture,
   REQUIRE(r.outcome.notices.size() == 6);
   CHECK_THAT(text, Catch::Contains(
                        "GUNICORN_CMD_ARGS is set, but corral does not read it; for corral: "
-                       "CORRAL_WORKERS=3 CORRAL_TIMEOUT_KEEP_ALIVE=5 CORRAL_GRACEFUL_TIMEOUT=30 "
-                       "CORRAL_FORWARDED_ALLOW_IPS=10.0.0.1,10.0.0.2 CORRAL_ACCESS_LOG=true "
-                       "CORRAL_PROXY_HEADERS=false CORRAL_BIND=0.0.0.0:80,unix:/run/a.sock; "
-                       "nothing for --preload, -k (corral --preload says why)"));
+                       "CORRAL_WORKERS=3 CORRAL_TIMEOUT_KEEP_ALIVE=5 CORRAL_PRELOAD=true "
+                       "CORRAL_GRACEFUL_TIMEOUT=30 CORRAL_FORWARDED_ALLOW_IPS=10.0.0.1,10.0.0.2 "
+                       "CORRAL_ACCESS_LOG=true CORRAL_PROXY_HEADERS=false "
+                       "CORRAL_BIND=0.0.0.0:80,unix:/run/a.sock; nothing for -k (corral -k says "
+                       "why)"));
   CHECK_THAT(text, Catch::Contains("UVICORN_WORKERS is set, but corral does not read it (uvicorn "
                                    "does); for corral: CORRAL_WORKERS=4"));
   CHECK_THAT(text, Catch::Contains("UVICORN_HOST is set, but corral does not read it (uvicorn "
