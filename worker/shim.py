@@ -897,6 +897,8 @@ def log_uncaught(exc_type, exc, tb, thread=None):
     if issubclass(exc_type, KeyboardInterrupt) and thread is None:
         return sys.__excepthook__(exc_type, exc, tb)
     where = f" in thread {thread.name}" if thread is not None else ""
+    if BootLogs.active is not None:
+        BootLogs.active.release()  # held, this record would die with the worker unseen
     logging.getLogger("corral.worker").critical("uncaught exception%s", where,
                                                 exc_info=(exc_type, exc, tb))
 
@@ -939,12 +941,14 @@ class BootLogs:
     prints it once, from BOOT_ERROR. Once the worker is ready, the records go out as usual."""
 
     NAMES = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+    active = None  # the one capturing, if any
 
     def __init__(self):
         self.records = []  # (logger that caught it, record), in order
         self.saved = {}  # logger -> (its handlers, its catcher, its propagate)
 
     def capture(self):
+        BootLogs.active = self
         for name in self.NAMES:
             logger = logging.getLogger(name)
             if logger.handlers:
@@ -957,6 +961,7 @@ class BootLogs:
 
     def release(self):
         """Puts the handlers back and sends the held records through them, in order."""
+        BootLogs.active = None
         for logger, (handlers, catcher, propagate) in self.saved.items():
             if logger.handlers == [catcher]:  # else the app configured logging: keep its choice
                 logger.handlers, logger.propagate = handlers, propagate
