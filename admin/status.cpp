@@ -2,9 +2,6 @@
 
 #include <cmath>
 
-#include "config/duration.hpp"
-#include "config/size.hpp"
-
 namespace corral {
 namespace {
 
@@ -17,11 +14,6 @@ template <typename T>
 json::Value orNull(const std::optional<T>& value) {
   if (!value) return nullptr;
   return json::Value(*value);
-}
-
-json::Value sizeOrNull(const std::optional<std::uint64_t>& bytes) {
-  if (!bytes) return nullptr;
-  return json::Value(formatSize(*bytes));
 }
 
 json::Object workerJson(const WorkerStatus& w) {
@@ -45,46 +37,6 @@ json::Object workerJson(const WorkerStatus& w) {
 }
 
 }  // namespace
-
-json::Object settingsJson(const Config& c) {
-  json::Array binds;
-  for (const BindAddress& bind : c.binds) binds.emplace_back(bind.str());
-  return {
-      {"app", c.app},
-      {"workers", c.workers},
-      {"bind", std::move(binds)},
-      {"admin_bind", c.admin_bind ? json::Value(c.admin_bind->str()) : json::Value(nullptr)},
-      {"backlog", c.backlog},
-      {"worker_memory_budget", sizeOrNull(c.worker_memory_budget)},
-      {"min_ready", c.min_ready},
-      {"max_requests", c.max_requests},
-      {"max_requests_jitter", c.max_requests_jitter},
-      {"max_worker_memory", sizeOrNull(c.max_worker_memory)},
-      {"max_surge", c.max_surge},
-      {"python", c.python},
-      {"start_method", c.start_method},
-      {"timeout", formatDuration(c.timeout)},
-      {"graceful_timeout", formatDuration(c.graceful_timeout)},
-      {"startup_timeout", formatDuration(c.startup_timeout)},
-      {"drain_delay", formatDuration(c.drain_delay)},
-      {"timeout_keep_alive", formatDuration(c.timeout_keep_alive)},
-      {"limit_concurrency", orNull(c.limit_concurrency)},
-      {"proxy_headers", orNull(c.proxy_headers)},
-      {"forwarded_allow_ips", orNull(c.forwarded_allow_ips)},
-      {"root_path", c.root_path},
-      {"lifespan", c.lifespan},
-      {"http", c.http},
-      {"loop", c.loop},
-      {"factory", c.factory},
-      {"access_log", c.access_log},
-      {"app_dir", c.app_dir},
-      {"log_level", logLevelName(c.log_level)},
-      {"log_format", c.log_format == LogFormat::Json ? "json" : "text"},
-      {"log_config", c.log_config.empty() ? json::Value(nullptr) : json::Value(c.log_config)},
-      {"pidfile", c.pidfile.empty() ? json::Value(nullptr) : json::Value(c.pidfile)},
-      {"user", c.user ? json::Value(c.user->name) : json::Value(nullptr)},
-  };
-}
 
 std::string statusBody(const AdminView& view) {
   const SupervisorStatus& s = view.status;

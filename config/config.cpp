@@ -314,7 +314,9 @@ ParseOutcome parseOrThrow(int argc, const char* const* argv, const EnvLookup& en
     if (!check) return {std::nullopt, kExitOk};
     notices.clear();  // printed already
   }
+  std::string report = settingsJson(inputs, config, notices);
   ParseOutcome outcome{std::move(config), kExitOk};
+  outcome.settings_report = std::move(report);
   outcome.mode = check ? ParseOutcome::Mode::Check : ParseOutcome::Mode::Run;
   outcome.notices = std::move(notices);
   return outcome;

@@ -135,6 +135,7 @@ struct ParseOutcome {
   int exit_code = 0;
   Mode mode = Mode::Run;
   std::vector<Notice> notices = {};  ///< for the caller to log, when there is a config
+  std::string settings_report = {};  ///< --print-config --json's document, for GET /status
 };
 
 /// Parses argv, CORRAL_* variables and the --config file (the command line wins over the

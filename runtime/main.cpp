@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   // Before anything is bound or written: unix sockets and the pidfile get this mode.
   if (config.umask) ::umask(static_cast<mode_t>(*config.umask));
   try {
-    return Runtime(config).run();
+    return Runtime(config, outcome.settings_report).run();
   } catch (const StartupError& e) {
     spdlog::error("{}", e.what());
     return kExitFailure;

@@ -5,6 +5,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <boost/json/parse.hpp>
 #include <cerrno>
 #include <cstring>
 
@@ -81,9 +82,18 @@ std::uint32_t randomSeed() {
   return seed;
 }
 
+// Each setting's value and where it came from (the default, a file's line, a variable, the
+// command line), as --print-config --json says them.
+json::Object settingsOf(std::string_view report) {
+  boost::system::error_code error;
+  const auto parsed = boost::json::parse(report, error);
+  if (error || !parsed.is_object() || !parsed.as_object().contains("settings")) return {};
+  return parsed.as_object().at("settings").as_object();
+}
+
 }  // namespace
 
-Runtime::Runtime(const Config& config)
+Runtime::Runtime(const Config& config, std::string_view settings_report)
     : listeners_(openListeners(config)),
       pidfile_(config.pidfile.empty() ? std::nullopt : std::make_optional<Pidfile>(config.pidfile)),
       // Forked workers are corral's only once it adopts them.
@@ -95,7 +105,7 @@ Runtime::Runtime(const Config& config)
       rng_(randomSeed()),
       supervisor_(config, clock_, spawner_, hooks()),
       signals_(io_, supervisor_),
-      settings_(settingsJson(config)),
+      settings_(settingsOf(settings_report)),
       backlog_(config.backlog),
       exit_code_(kExitFailure) {
   warnIfSizedFromHost(config);

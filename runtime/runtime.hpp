@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <optional>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "admin/admin_server.hpp"
@@ -26,7 +27,8 @@ namespace corral {
 class Runtime {
  public:
   /// Binds, writes the pidfile, and wires the pieces; throws StartupError.
-  explicit Runtime(const Config& config);
+  /// `settings_report` is --print-config --json's document: /status shows its settings.
+  Runtime(const Config& config, std::string_view settings_report);
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 

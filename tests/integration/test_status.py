@@ -34,8 +34,11 @@ def test_status_endpoint_and_command(corral):
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", status["version"])
     assert status["uptime_seconds"] > 0
     assert status["workers_reason"] == "--workers '2'"
-    assert status["settings"]["max_requests"] == 1000
-    assert status["settings"]["bind"] == ["127.0.0.1:0"]
+    settings = status["settings"]
+    assert settings["max-requests"]["value"] == 1000
+    assert settings["max-requests"]["origin"] == "command line"
+    assert settings["bind"]["value"] == ["127.0.0.1:0"]
+    assert settings["backlog"] == {"value": 2048, "origin": "default", "source": None}
     workers = {w["slot"]: w for w in status["workers"]}
     assert {w["pid"] for w in workers.values()} == set(c.worker_pids().values()), c.tail()
     assert workers[1]["restarts"] == 1
