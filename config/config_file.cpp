@@ -16,6 +16,11 @@
 // that includes it.
 #define TOML_HEADER_ONLY 1
 #define TOML_ENABLE_FORMATTERS 0
+// toml++ 3.3.0 asserts in parse_key() that a table header's key starts with a key character,
+// though a header such as `[&r]` gets there and its next lines report that very case as a parse
+// error: with assert() enabled, a bad config file would abort corral (fuzz_config_file found
+// it). Without the assert, toml++ reports the error, as it does in a build with NDEBUG and g++.
+#define TOML_ASSERT(expr) static_cast<void>(0)
 #include <toml++/toml.h>
 
 namespace corral {

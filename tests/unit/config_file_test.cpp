@@ -177,6 +177,9 @@ TEST_CASE("ConfigFile errors name the file, the line, the key and what is expect
           "[unit][config]") {
   const auto [text, message] = GENERATE(table<std::string, std::string>({
       {"\nworkerz = 3", "corral.toml:2: unknown key 'workerz'; did you mean workers?"},
+      // toml++ 3.3.0 asserts on this header unless corral turns its asserts off (fuzz found it).
+      {"[&r]res\nwoers =",
+       "corral.toml:1:2: not valid TOML: Error while parsing key: expected bare key"},
       {"graceful_timeout = 3",
        "corral.toml:1: unknown key 'graceful_timeout'; did you mean "
        "graceful-timeout?"},
