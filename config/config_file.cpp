@@ -10,6 +10,7 @@
 
 #include "config/config_error.hpp"
 #include "config/migration.hpp"
+#include "config/toml_guard.hpp"
 
 // toml++ from Debian's libtomlplusplus-dev, used header-only: corral links no library for it
 // (Debian's pkg-config and CMake files would link libtomlplusplus.so). This is the one file
@@ -202,6 +203,7 @@ ConfigFile ConfigFile::parse(std::string_view text, const std::string& path) {
   ConfigFile file;
   file.path_ = path;
   toml::table table;
+  rejectWhatTomlMishandles(text, path);
   try {
     table = toml::parse(text, path);
   } catch (const toml::parse_error& error) {
