@@ -268,6 +268,9 @@ def test_env_file_values_reach_the_workers_and_change_on_reload(corral, tmp_path
     assert "DB_URL" not in env  # gone from the file, gone from the workers
     assert c.find_log(r"dev\.env changed: restarting on generation 1 with a new worker template",
                       after=mark)
+    # The old worker takes connections until it has handled its stop signal: only once it is
+    # gone does every answer come from the new environment.
+    c.wait_for_log(r"worker 0 exited \(pid \d+\): exit code 0 \(reloaded\)", after=mark)
     # A mistake in the file is reported; the workers keep what they had.
     mark = c.mark()
     env_file.write_text("GREETING='unclosed\n")
