@@ -1,5 +1,6 @@
 """corral as PID 1 and as the reaper of its workers' orphans (issue 3, "PID 1 and plain-child
-duties"; pid1-systemd-k8s.md section 5, items 1-5 and 7).
+duties"): the kernel delivers to PID 1 only the signals it has a handler for (signal(7),
+pid_namespaces(7)), and orphans are reparented to it and must be reaped (wait(2)).
 
 "ns" tests run corral as PID 1 of a new pid namespace with `unshare -p -f --mount-proc` (the
 tests run as root), the way a container runtime starts an ENTRYPOINT. Signals are sent from the

@@ -1,5 +1,6 @@
-"""Process hygiene and the process options (issue 3, "PID 1 and plain-child duties";
-pid1-systemd-k8s.md section 5, items 9, 11, 13, 15 and 19).
+"""Process hygiene and the process options (issue 3, "PID 1 and plain-child duties"): what a
+child inherits across fork and exec (fork(2), execve(2): signal mask, dispositions, descriptors
+without O_CLOEXEC), and the identity, umask and pidfile options.
 
 - --pidfile, --user/--group, --umask;
 - what a worker starts with: its blocked and ignored signal sets, its file descriptors and its

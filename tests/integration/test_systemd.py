@@ -1,4 +1,4 @@
-"""corral under systemd (issue 3, "systemd"; pid1-systemd-k8s.md section 5, items 17-24).
+"""corral under systemd (issue 3, "systemd"; sd_notify(3), sd_listen_fds(3), systemd.service(5)).
 
 - sd_notify: the test owns the NOTIFY_SOCKET, a SOCK_DGRAM unix socket with SO_PASSCRED, so
   every datagram arrives with the kernel's SCM_CREDENTIALS: the sender's pid is checked, not
