@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <string>
@@ -58,6 +59,11 @@ struct Harness {
     return *supervisor;
   }
   std::size_t spawns() const { return spawner.pids.size(); }
+  /// Whether corral has sent this signal to a worker.
+  bool signalled(FakeSpawner::Signal signal) const {
+    return std::find(spawner.signals.begin(), spawner.signals.end(), signal) !=
+           spawner.signals.end();
+  }
 };
 
 }  // namespace corral::testing

@@ -14,12 +14,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::Harness;
-using Signal = testing::FakeSpawner::Signal;
-
-bool signalled(const Harness& h, Signal signal) {
-  return std::find(h.spawner.signals.begin(), h.spawner.signals.end(), signal) !=
-         h.spawner.signals.end();
-}
 
 void change(Harness& h, bool fresh_template = false) {
   h.supervisor->handle(Event::codeChanged("app.py changed", fresh_template));
@@ -31,8 +25,8 @@ TEST_CASE("Restart: every worker is told to stop as its replacement starts", "[u
   change(h);
   CHECK(s.state() == State::Restarting);
   REQUIRE(h.spawns() == 4);  // both slots at once, not --max-surge at a time
-  CHECK(signalled(h, {100, SIGTERM, false}));
-  CHECK(signalled(h, {101, SIGTERM, false}));
+  CHECK(h.signalled({100, SIGTERM, false}));
+  CHECK(h.signalled({101, SIGTERM, false}));
   CHECK(h.spawner.spawned[2].generation == 1);
   CHECK(h.spawner.spawned[3].generation == 1);
   CHECK(s.status().ready == 0);  // nothing old serves on: a request waits for the new code
@@ -76,7 +70,7 @@ TEST_CASE("Restart: with a new template, the old workers serve until it is prepa
   CHECK(s.status().ready == 2);
   h.spawner.finishPrepare();
   CHECK(h.spawns() == 4);
-  CHECK(signalled(h, {100, SIGTERM, false}));
+  CHECK(h.signalled({100, SIGTERM, false}));
 }
 
 TEST_CASE("Restart: a second change while preparing restarts on the newest generation only",
@@ -100,8 +94,8 @@ TEST_CASE("Restart: a change while new workers boot replaces them too", "[unit][
   change(h);
   change(h);
   // The booting ones of generation 1 hold no connection: a short grace, as superseded.
-  CHECK(signalled(h, {102, SIGTERM, false}));
-  CHECK(signalled(h, {103, SIGTERM, false}));
+  CHECK(h.signalled({102, SIGTERM, false}));
+  CHECK(h.signalled({103, SIGTERM, false}));
   REQUIRE(h.spawns() == 6);
   CHECK(h.spawner.spawned[5].generation == 2);
   h.spawner.exit(102, ExitStatus::signaled(SIGTERM));
@@ -132,7 +126,7 @@ TEST_CASE("Restart: a change during a roll restarts, superseding its replacement
   REQUIRE(h.spawns() == 3);  // the roll's successor for slot 0
   change(h);
   CHECK(s.state() == State::Restarting);
-  CHECK(signalled(h, {102, SIGTERM, false}));
+  CHECK(h.signalled({102, SIGTERM, false}));
   h.spawner.exit(102, ExitStatus::signaled(SIGTERM));
   CHECK(s.metrics().reload_failures == 0);  // a superseded successor is nobody's failure
   h.readyAll();

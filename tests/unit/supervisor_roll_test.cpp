@@ -14,11 +14,6 @@ using namespace std::chrono_literals;
 using testing::Harness;
 using Signal = testing::FakeSpawner::Signal;
 
-bool signalled(const Harness& h, Signal signal) {
-  return std::find(h.spawner.signals.begin(), h.spawner.signals.end(), signal) !=
-         h.spawner.signals.end();
-}
-
 TEST_CASE("Starting: the first workers start once the spawner is prepared", "[unit][roll]") {
   Harness h;
   h.spawner.defer_prepare = true;
@@ -165,12 +160,12 @@ TEST_CASE("Reloading: a second SIGHUP restarts the roll with the newest code", "
   Supervisor& s = h.running();
   h.signal(SIGHUP);
   h.signal(SIGHUP);  // 102 was booting the older code
-  CHECK(signalled(h, Signal{102, SIGTERM, false}));
+  CHECK(h.signalled(Signal{102, SIGTERM, false}));
   REQUIRE(h.spawns() == 4);
   CHECK(s.status().generation == 2);
   h.spawner.exit(102, ExitStatus::signaled(SIGTERM));
   h.ready(103);
-  CHECK(signalled(h, Signal{100, SIGTERM, false}));
+  CHECK(h.signalled(Signal{100, SIGTERM, false}));
   h.ready(104);
   CHECK(s.state() == State::Running);
 }
@@ -194,7 +189,7 @@ TEST_CASE("Scaling: SIGTTIN adds a worker, SIGTTOU drains one, never below one",
   CHECK(h.spawns() == 3);
 
   h.signal(SIGTTOU);
-  CHECK(signalled(h, Signal{101, SIGTERM, false}));
+  CHECK(h.signalled(Signal{101, SIGTERM, false}));
   h.spawner.exit(101, ExitStatus::exited(0));
   h.signal(SIGTTOU);  // at one worker: ignored
   CHECK(s.status().target == 1);
