@@ -29,9 +29,9 @@ namespace corral {
 /// Destroying it SIGKILLs the templates that are left; workers are left to PR_SET_PDEATHSIG.
 class PosixSpawner final : public ProcessSpawner {
  public:
-  /// `inherited_fds`: the listening sockets every worker gets, at the same numbers; `user`:
-  /// the identity workers switch to before exec, if any; `use_template`: fork workers from a
-  /// worker template (--start-method forkserver; corral must adopt orphans for that).
+  /// `inherited_fds`: the descriptors every worker gets (sockets, scoreboard), at the same numbers;
+  /// `user`: the identity workers switch to before exec, if any; `use_template`: fork workers from
+  /// a worker template (--start-method forkserver; corral must adopt orphans for that).
   PosixSpawner(boost::asio::io_context& io, Clock& clock, WorkerSpecs specs,
                std::vector<int> inherited_fds, std::optional<WorkerUser> user, bool use_template);
   ~PosixSpawner() override;

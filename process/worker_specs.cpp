@@ -93,7 +93,7 @@ json::Object uvicornSettings(const Config& config) {
 }
 
 json::Object settingsObject(const Config& config, const std::vector<int>& listener_fds,
-                            const WorkerRequest& request, bool no_color) {
+                            int scoreboard_fd, const WorkerRequest& request, bool no_color) {
   json::Array sockets(listener_fds.begin(), listener_fds.end());
   json::Object settings{
       {"app", config.app},
@@ -107,6 +107,7 @@ json::Object settingsObject(const Config& config, const std::vector<int>& listen
       {"uvicorn", uvicornSettings(config)},
       {"log_format", config.log_format == LogFormat::Json ? "json" : "text"},
   };
+  if (scoreboard_fd >= 0) settings["scoreboard"] = scoreboard_fd;
   if (request.max_requests > 0) settings["max_requests"] = request.max_requests;
   if (config.reload) {
     // The shim then serves a failed load's error (503) rather than exiting, reports the
@@ -122,8 +123,8 @@ json::Object settingsObject(const Config& config, const std::vector<int>& listen
 }  // namespace
 
 WorkerSpecs::WorkerSpecs(const Config& config, std::vector<int> listener_fds,
-                         std::vector<std::string> environment)
-    : config_(config), listener_fds_(std::move(listener_fds)) {
+                         std::vector<std::string> environment, int scoreboard_fd)
+    : config_(config), listener_fds_(std::move(listener_fds)), scoreboard_fd_(scoreboard_fd) {
   std::copy_if(environment.begin(), environment.end(), std::back_inserter(base_env_),
                [](const std::string& entry) { return !isCorralOnly(entry); });
   // https://no-color.org: "present and not an empty string".
@@ -143,13 +144,14 @@ void WorkerSpecs::setEnvFile(std::vector<std::string> entries) {
 }
 
 std::string WorkerSpecs::settingsJson(const WorkerRequest& request) const {
-  return json::write(settingsObject(config_, listener_fds_, request, no_color_));
+  return json::write(settingsObject(config_, listener_fds_, scoreboard_fd_, request, no_color_));
 }
 
 SpawnSpec WorkerSpecs::templateSpec(int generation) const {
   SpawnSpec spec = specFor({.slot = 0, .generation = generation});
   if (!preload_.empty() || config_.preload) {
-    json::Object settings = settingsObject(config_, listener_fds_, {.slot = 0}, no_color_);
+    json::Object settings =
+        settingsObject(config_, listener_fds_, scoreboard_fd_, {.slot = 0}, no_color_);
     settings["preload"] = json::Array(preload_.begin(), preload_.end());
     settings["preload_app"] = config_.preload;
     spec.settings = json::write(settings);

@@ -20,9 +20,10 @@ struct SpawnSpec {
 /// Turns the supervisor's WorkerRequest into a SpawnSpec for this configuration.
 class WorkerSpecs {
  public:
-  /// `listener_fds`: the sockets workers serve on; `environment`: corral's own, "NAME=value".
+  /// `listener_fds`: the sockets workers serve on; `environment`: corral's own, "NAME=value";
+  /// `scoreboard_fd`: the page the workers share to spread connections (none if < 0).
   WorkerSpecs(const Config& config, std::vector<int> listener_fds,
-              std::vector<std::string> environment);
+              std::vector<std::string> environment, int scoreboard_fd = -1);
 
   SpawnSpec specFor(const WorkerRequest& request) const;
   std::string settingsJson(const WorkerRequest& request) const;
@@ -40,6 +41,7 @@ class WorkerSpecs {
  private:
   const Config& config_;
   std::vector<int> listener_fds_;
+  int scoreboard_fd_;
   std::vector<std::string> base_env_;
   std::vector<std::string> env_file_;  ///< the entries of the env file that apply
   bool no_color_ = false;              ///< NO_COLOR is set: uvicorn's logs go without colours

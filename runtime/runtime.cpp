@@ -46,6 +46,14 @@ std::vector<int> fdsOf(const std::vector<Listener>& listeners) {
   return fds;
 }
 
+// What every worker inherits, at the same numbers: the listening sockets and the scoreboard.
+std::vector<int> inheritedFds(const std::vector<Listener>& listeners,
+                              const Scoreboard& scoreboard) {
+  std::vector<int> fds = fdsOf(listeners);
+  if (scoreboard.fd() >= 0) fds.push_back(scoreboard.fd());
+  return fds;
+}
+
 // Orphans of the workers (their double-forked children, say) come to corral rather than to
 // the host's init, and the Reaper collects them. As PID 1 they come anyway. False if corral
 // does not adopt orphans.
@@ -99,8 +107,9 @@ Runtime::Runtime(const Config& config, std::string_view settings_report)
       // Forked workers are corral's only once it adopts them.
       use_template_(becomeSubreaper() && config.start_method == "forkserver"),
       clock_(io_),
-      spawner_(io_, clock_, WorkerSpecs(config, fdsOf(listeners_), currentEnvironment()),
-               fdsOf(listeners_), config.user, use_template_),
+      spawner_(io_, clock_,
+               WorkerSpecs(config, fdsOf(listeners_), currentEnvironment(), scoreboard_.fd()),
+               inheritedFds(listeners_, scoreboard_), config.user, use_template_),
       notifier_(processEnvironment(), ::getpid()),
       rng_(randomSeed()),
       supervisor_(config, clock_, spawner_, hooks()),

@@ -13,6 +13,7 @@
 #include "reload/reloader.hpp"
 #include "runtime/listener.hpp"
 #include "runtime/pidfile.hpp"
+#include "runtime/scoreboard.hpp"
 #include "runtime/sd_notify.hpp"
 #include "signals/signal_router.hpp"
 #include "supervisor/supervisor.hpp"
@@ -42,6 +43,7 @@ class Runtime {
 
   boost::asio::io_context io_{1};
   std::vector<Listener> listeners_;
+  Scoreboard scoreboard_;
   std::optional<Pidfile> pidfile_;
   bool use_template_;
   AsioClock clock_;

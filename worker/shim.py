@@ -29,14 +29,18 @@ import array
 import asyncio
 import atexit
 import contextvars
+import errno
 import faulthandler
+import fcntl
 import gc
 import http
 import importlib
+import importlib.util
 import inspect
 import io
 import json
 import logging
+import mmap
 import os
 import re
 import signal
@@ -60,6 +64,18 @@ ACCEPTED_LINGER = 0.5
 # with wrk -c50 and 2 workers) while the others idled; one at a time lets every worker that is
 # awake take its turn.
 ACCEPTS_PER_WAKEUP = 1
+# The scoreboard (see Scoreboard): one page of 8-byte cells, the first of them its header.
+SCOREBOARD_SIZE = 4096
+SCOREBOARD_CELLS = SCOREBOARD_SIZE // 8
+# A peer that has looked at the shared queue, or started a request, this recently is awake: a
+# worker leaves a connection to it when it holds fewer.
+PEER_FRESH_MS = 20
+# How long a worker waits for a peer that holds fewer connections but has not looked lately (an
+# idle worker, which the same connection woke up) to look. A peer that lets this pass is busy,
+# hung or gone, and is not waited for again until it looks.
+PEER_GRACE_MS = 10
+# How long a worker that left the queue's next connection to a peer waits before it looks again.
+ACCEPT_DEFER = 0.001
 # How often the request count is compared with max_requests.
 REQUEST_CHECK = 0.1
 # How often the worker tells corral how many requests it served and has in flight, if that
@@ -152,10 +168,151 @@ def read_settings():
 class ListeningSocket(socket.socket):
     """A socket corral has bound and set listening. asyncio's create_server calls listen()
     again with the backlog it is given, which here only says how many connections the worker
-    may accept at each wake-up: the queue's length, which every worker shares, stays corral's."""
+    may accept at each wake-up: the queue's length, which every worker shares, stays corral's.
+    asyncio's loop accepts through accept(), where a worker with a Balancer lets a peer that
+    holds fewer connections take the next one."""
+
+    balancer = None
 
     def listen(self, backlog=None):
         pass
+
+    def accept(self):
+        balancer = self.balancer
+        if balancer is not None and balancer.leave_to_peer() and balancer.pause(self):
+            raise BlockingIOError(errno.EAGAIN, "left to a worker with fewer connections")
+        accepted = super().accept()
+        if balancer is not None:
+            balancer.accepted()
+        return accepted
+
+
+class Balancer:
+    """Spreads connections evenly over the workers: with keep-alive clients, whichever worker
+    woke first used to take most of the connections opened at once, and keep them, while the
+    others idled (25-31 of 50 in 5 launches with 2 workers, accepting one per wake-up).
+
+    Every worker that listens is woken for each new connection. Before it accepts, it writes
+    the time and how many connections it holds to its cell of a scoreboard all workers share,
+    and if a peer that holds fewer looked at the queue (or started a request) within
+    PEER_FRESH_MS, it leaves the connection to that peer: it stops watching the socket for
+    ACCEPT_DEFER, then looks again. The peer was woken too, and takes it. A peer that holds
+    fewer but has not looked lately is most likely idle, and gets PEER_GRACE_MS to wake up and
+    look; one that lets that pass is not waited for again until it looks. So the connections
+    stay within about one of each other, and a peer that is hung or gone delays a connection
+    once, by at most PEER_FRESH_MS + PEER_GRACE_MS.
+
+    This needs asyncio's selector loop, which accepts through the socket's accept(); uvloop
+    accepts in libuv, and its workers simply take what they are woken for."""
+
+    def __init__(self, scoreboard):
+        self.board = scoreboard.board
+        self.mine = 2 * scoreboard.cell  # [mine] when I last looked, [mine + 1] my connections
+        self.connections = ()  # uvicorn's set of open connections, once the server exists
+        self.stopped = False
+        self.waiting_since = None  # when this worker began to wait for peers to look
+        self.given_up = {}  # peer -> its time when this worker stopped waiting for it
+
+    def leave_to_peer(self):
+        board, mine = self.board, self.mine
+        now = monotonic_ms()
+        held = len(self.connections)
+        board[mine] = now
+        board[mine + 1] = held
+        asleep = []
+        for peer in range(2, 2 * min(board[0], SCOREBOARD_CELLS), 2):
+            looked = board[peer]
+            if board[peer + 1] >= held or peer == mine or looked in (0, self.given_up.get(peer)):
+                continue  # 0: not accepting (stopping, or not serving yet)
+            if elapsed_ms(looked, now) < PEER_FRESH_MS:
+                return True
+            asleep.append(peer)
+        if not asleep:
+            self.waiting_since = None
+            return False
+        # A wait that began long ago ended when a peer took the connection: this is a new one.
+        if self.waiting_since is None or elapsed_ms(self.waiting_since, now) > 2 * PEER_GRACE_MS:
+            self.waiting_since = now
+        if elapsed_ms(self.waiting_since, now) < PEER_GRACE_MS:
+            return True
+        self.given_up.update((peer, board[peer]) for peer in asleep)
+        self.waiting_since = None
+        return False
+
+    def accepted(self):
+        self.board[self.mine + 1] = len(self.connections) + 1
+
+    def touch(self):
+        """A request starts: this worker's loop turns, and can take a connection soon."""
+        if not self.stopped:
+            self.board[self.mine] = monotonic_ms()
+
+    def stop(self):
+        """The worker stops accepting: no peer leaves a connection to it from now on."""
+        self.stopped = True
+        self.board[self.mine] = 0
+
+    def pause(self, sock):
+        """Stops watching `sock` for ACCEPT_DEFER; False (and no balancing from now on) where
+        the loop is not asyncio's selector loop (Internals)."""
+        loop = asyncio.get_running_loop()
+        watch = Internals.reader_of(loop, sock.fileno())
+        if watch is None:
+            sock.balancer = None
+            return False
+        loop.remove_reader(sock.fileno())
+        loop.call_later(ACCEPT_DEFER, self.resume, loop, sock, watch)
+        return True
+
+    def resume(self, loop, sock, watch):
+        # A worker that stopped in between closed the socket (fileno -1): it accepts no more.
+        if not self.stopped and sock.fileno() != -1:
+            loop.add_reader(sock.fileno(), *watch)
+
+
+class Scoreboard:
+    """One page of memory shared by corral's workers (a memfd corral creates and every worker
+    inherits), where each worker has a cell: [when it last looked at the listening queue, in
+    CLOCK_MONOTONIC ms mod 2**32 (0: it does not accept), connections it holds]. Cell 0's first
+    field is one past the highest cell any worker has taken, so that a look reads only those.
+
+    A worker takes the first cell no live worker holds: it holds a POSIX lock on the cell's
+    bytes, which the kernel releases when the worker exits however it exits. Workers forked
+    from the template do not inherit the template's locks (it takes none anyway)."""
+
+    def __init__(self, fd, board, cell):
+        self.fd, self.board, self.cell = fd, board, cell
+
+    @classmethod
+    def open(cls, fd):
+        """The worker's cell of the scoreboard at `fd`, or None without one."""
+        if fd is None:
+            return None
+        try:
+            board = memoryview(mmap.mmap(fd, SCOREBOARD_SIZE)).cast("I")
+        except (OSError, ValueError, TypeError):
+            return None
+        for cell in range(1, SCOREBOARD_CELLS):
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 8, 8 * cell)
+            except OSError:
+                continue
+            board[2 * cell] = 0
+            board[2 * cell + 1] = 0
+            # Two workers raising the mark at once can lose one write; looking again fixes it.
+            while board[0] <= cell:
+                board[0] = cell + 1
+            return cls(fd, board, cell)
+        return None
+
+
+def monotonic_ms():
+    """CLOCK_MONOTONIC, which all processes share, in ms modulo 2**32 (a scoreboard field)."""
+    return int(time.monotonic() * 1000) & 0xFFFFFFFF
+
+
+def elapsed_ms(then, now):
+    return (now - then) & 0xFFFFFFFF
 
 
 def open_sockets(fds, control):
@@ -254,6 +411,11 @@ class Internals:
     a failed load or lifespan       --reload: the same worker then serves   tests    0.17.6 0.51.0
       startup leaves the sockets    the error (503) with a second Server
       unused and open
+    asyncio's selector loop: its    Balancer: a worker that leaves a        use      CPython 3.11
+      _selector.get_key(fd).data[0] connection to a peer stops watching
+      is the reader's Handle, with  the socket, then watches it again with
+      _callback and _args           the same callback (without them: no
+                                    balancing)
     CPython threading._shutdown,    leave(): join the app's threads, run    use      CPython 3.11
       atexit._run_exitfuncs         its atexit handlers, then os._exit
                                     (without them: sys.exit)
@@ -320,6 +482,21 @@ class Internals:
         return ConfigError(f"{self.where} does not support {flags}: upgrade uvicorn in that "
                            "interpreter, or leave the option unset")
 
+    @staticmethod
+    def accepts_one_per_wakeup(settings):
+        """Whether the worker's loop will be asyncio's, whose create_server(sock=, backlog=)
+        accepts up to `backlog` connections per wake-up. uvloop (`auto` picks it when it is
+        installed, as uvicorn[standard] does) calls listen(2) with that backlog, which would
+        shorten the queue all workers share to one connection: it gets corral's backlog."""
+        loop = settings.get("uvicorn", {}).get("loop", "auto")
+        return loop == "asyncio" or (loop == "auto" and importlib.util.find_spec("uvloop") is None)
+
+    def uvicorn_options(self, settings):
+        options = settings.get("uvicorn", {})
+        if self.accepts_one_per_wakeup(settings):
+            options = {**options, "backlog": ACCEPTS_PER_WAKEUP}
+        return options
+
     def make_config(self, settings, notify):
         problem = self.unsupported(settings.get("uvicorn", {}))
         if problem is not None:
@@ -334,7 +511,7 @@ class Internals:
                 # heartbeat runs on its own timer. "Never again" must be a finite number:
                 # infinity would suppress the first call too.
                 timeout_notify=365 * 24 * 3600.0,
-                **{**settings.get("uvicorn", {}), "backlog": ACCEPTS_PER_WAKEUP})
+                **self.uvicorn_options(settings))
         except Exception as exc:
             if isinstance(exc, TypeError) and "keyword argument" in str(exc):
                 raise ConfigError(f"{self.where} does not support an option corral passed "
@@ -353,6 +530,7 @@ class Internals:
                 # uvicorn's own exit flag is also set by a failed lifespan startup; these tell
                 # a stop requested by corral (or ^C) apart from a boot failure.
                 self.handled_signals = []
+                self.balancer = None  # set by the Worker when the workers share the load
 
             @property
             def stopping(self):
@@ -391,6 +569,8 @@ class Internals:
                 # the way: its client would see the connection close unanswered. Stop accepting
                 # first, give such connections a moment to deliver their request, then shut
                 # down as usual.
+                if self.balancer is not None:
+                    self.balancer.stop()
                 for server in self.servers:
                     server.close()
                 if self.server_state.connections:
@@ -487,6 +667,17 @@ class Internals:
         if record.msg == '%s - "%s %s HTTP/%s" %d' and isinstance(args, tuple) and len(args) == 5:
             return args
         return None
+
+    @staticmethod
+    def reader_of(loop, fd):
+        """(callback, *args) that asyncio's selector loop runs when `fd` is readable, so that
+        the Balancer can stop watching a listening socket and watch it again; None on any other
+        loop."""
+        try:
+            handle = loop._selector.get_key(fd).data[0]
+            return (handle._callback, *handle._args)
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError):
+            return None
 
     @staticmethod
     def finish_interpreter():
@@ -604,10 +795,13 @@ class WorkerApp:
 
     def __init__(self, app, server, requests):
         self.app, self.server, self.requests = app, server, requests
+        self.balancer = server.balancer
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if self.balancer is not None:
+            self.balancer.touch()
         requests = self.requests
         requests.in_flight += 1
         timing = RequestTiming()
@@ -1009,7 +1203,7 @@ def app_traceback(exc):
 class Worker:
     """Boots the server, says READY once it serves, then sends heartbeats."""
 
-    def __init__(self, internals, settings, control):
+    def __init__(self, internals, settings, control, balancer=None):
         """Raises ConfigError if uvicorn rejects the settings or lacks an internal."""
         self.internals = internals
         self.control = control
@@ -1026,6 +1220,9 @@ class Worker:
         setup_logging(settings, f"worker-{settings.get('slot', 0)}")
         self.logs.capture()
         self.server = internals.make_server(self.config)
+        if balancer is not None:
+            balancer.connections = self.server.server_state.connections
+            self.server.balancer = balancer
 
     async def notify(self):
         # uvicorn awaits this from its main loop once the server serves.
@@ -1157,7 +1354,10 @@ class Template:
     def __init__(self, settings, control):
         self.control = control
         self.corral = os.getppid()
-        self.listeners = settings.get("sockets", [])
+        # What a forked worker keeps of the template's descriptors, besides stdio and its channel.
+        self.inherited = list(settings.get("sockets", []))
+        if "scoreboard" in settings:
+            self.inherited.append(settings["scoreboard"])
         try:
             import ctypes
             self.prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -1316,7 +1516,7 @@ class Template:
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         self.control.sock.close()
         start = 0
-        for keep in sorted({0, 1, 2, fd, *self.listeners}):
+        for keep in sorted({0, 1, 2, fd, *self.inherited}):
             if start < keep:  # closerange(n, n) would close all from n on (CPython 3.11)
                 os.closerange(start, keep)
             start = keep + 1
@@ -1356,9 +1556,16 @@ def serve(settings, control):
     uvicorn = import_uvicorn(control)
     sys.path.insert(0, os.path.abspath(settings.get("app_dir", ".")))
     internals = Internals(uvicorn)
+    balancer = None
+    if internals.accepts_one_per_wakeup(settings):
+        scoreboard = Scoreboard.open(settings.get("scoreboard"))
+        if scoreboard is not None:
+            balancer = Balancer(scoreboard)
+            for sock in socks:
+                sock.balancer = balancer
     try:
         internals.check()
-        worker = Worker(internals, settings, control)
+        worker = Worker(internals, settings, control, balancer)
         control.send("STATUS", f"booting {settings['app']} with uvicorn {uvicorn.__version__} "
                                f"on Python {sys.version.split()[0]}")
         status = worker.run(socks)

@@ -63,6 +63,10 @@ TEST_CASE("Worker settings JSON", "[unit][worker]") {
           R"("root_path":"","log_level":"info","access_log":true,"log_config":null},)"
           R"("log_format":"text"})");
   }
+  SECTION("the scoreboard's descriptor is passed when there is one") {
+    CHECK(settingsOf(WorkerSpecs(c, {3}, {}, 7), {}).at("scoreboard") == 7);
+    CHECK_FALSE(settingsOf(WorkerSpecs(c, {3}, {}), {}).contains("scoreboard"));
+  }
   SECTION("options the user set are passed with uvicorn's names") {
     c.limit_concurrency = 50;
     c.proxy_headers = false;
