@@ -14,6 +14,7 @@
 #include "config/exit_codes.hpp"
 #include "process/multiproc_dir.hpp"
 #include "process/worker_specs.hpp"
+#include "runtime/resident_memory.hpp"
 #include "util/text.hpp"
 
 namespace corral {
@@ -167,7 +168,17 @@ Supervisor::Hooks Runtime::hooks() {
             exit_code_ = code;
             spawner_.stopTemplates([this] { io_.stop(); });
           },
-      .notify = [this](const ServiceNotice& notice) { notifier_.send(notice); },
+      .notify =
+          [this](const ServiceNotice& notice) {
+            notifier_.send(notice);
+            // Every worker serves: what it took to get here (the config, the spawns, a roll's
+            // new template) need not stay resident (issue 15).
+            if (notice.kind == ServiceNotice::Kind::Ready) {
+              const ReleasedPages released = releaseStartupPages();
+              spdlog::debug("resident {} KiB, {} KiB after releasing start-up pages",
+                            released.before_kib, released.after_kib);
+            }
+          },
       .gate_listeners =
           [this] {
             for (const Listener& listener : listeners_) listener.gateNewConnections();
