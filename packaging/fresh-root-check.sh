@@ -48,6 +48,7 @@ if [[ "${1:-}" == "--in-namespace" ]]; then
   chroot "$rootfs" /usr/bin/env -i HOME=/root TERM="${TERM:-dumb}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     ${locale:+LANG="$locale" LC_ALL="$locale"} \
+    ${CORRAL_FRESH_CA:+NODE_EXTRA_CA_CERTS="$CORRAL_FRESH_CA"} \
     /bin/bash -c 'cd /root/corral && packaging/bootstrap.sh test'
   exit $?
 fi
@@ -96,6 +97,15 @@ fi
 phase "debootstrap done"
 
 cp -L /etc/resolv.conf "$rootfs/etc/resolv.conf"
+# A machine on this network trusts the certificates this host trusts beyond Debian's (those of
+# a proxy that inspects TLS, say), or npm cannot reach its registry: they go along, and Node
+# (npm) reads them from NODE_EXTRA_CA_CERTS.
+export CORRAL_FRESH_CA=""
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$rootfs/usr/local/share/ca-certificates"
+  cat /usr/local/share/ca-certificates/*.crt >"$rootfs/usr/local/share/ca-certificates/site.pem"
+  CORRAL_FRESH_CA=/usr/local/share/ca-certificates/site.pem
+fi
 git clone --quiet --no-checkout "$ROOT" "$rootfs/root/corral"
 git -C "$rootfs/root/corral" checkout --quiet --detach "$commit"
 phase "cloned $commit into /root/corral"

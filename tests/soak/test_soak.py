@@ -59,9 +59,13 @@ class Fault:
 
 def resident_kib(pid: int) -> dict[str, int]:
     """VmRSS and RssAnon of `pid`, in KiB."""
-    fields = {line.split(":")[0]: line.split()[1]
-              for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line}
-    return {key: int(fields[key]) for key in ("VmRSS", "RssAnon")}
+    wanted = ("VmRSS", "RssAnon")
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in wanted:
+            fields[key] = int(value.split()[0])
+    return fields
 
 
 def live_workers(corral_pid: int) -> list[int]:
