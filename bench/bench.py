@@ -1161,7 +1161,12 @@ def replace_section():
             victim, others = workers[0], workers[1:]
             old = set(server.tree())
             ready_before = server.ready_count()
-            # The other workers are stopped (SIGSTOP) so that only a new worker can answer.
+            # The other workers are stopped (SIGSTOP) so that only a new worker can answer;
+            # not under uvicorn --workers, whose parent pings every worker (5 s timeout) and
+            # would take a frozen one for a hung one.
+            freeze = spec.name != "uvicorn"
+            if not freeze:
+                others = []
             kill_pids(others, signal.SIGSTOP)
             t_kill = time.monotonic()
             os.kill(victim, signal.SIGKILL)
@@ -1177,7 +1182,7 @@ def replace_section():
                 f"{(t_serve - t_kill) * 1000:.0f} ms")
             return {"serve_s": t_serve - t_kill, "victim": victim, "new_pid": new_pid,
                     "ready_lines": ready_after - ready_before, "new_workers": len(spawned),
-                    "poll_s": t_done - t_kill}
+                    "poll_s": t_done - t_kill, "frozen": freeze}
         finally:
             server.close()
     return alternate(specs, REPLACE_RUNS, body, "replace")
@@ -1303,12 +1308,13 @@ def report_sections(extra):
             runs = [r for r in rows if r["label"] == label and not r.get("error")]
             if not runs:
                 continue
-            body.append([label, len(runs), describe([r["serve_s"] for r in runs]),
+            body.append([label, "yes" if runs[0].get("frozen", True) else "no", len(runs),
+                         describe([r["serve_s"] for r in runs]),
                          ", ".join(ms(r["serve_s"]) for r in runs),
                          ", ".join(str(r["ready_lines"]) for r in runs)])
-        lines += table(["server", "kills", "SIGKILL → a new worker serves, ms",
-                        "each kill, ms", "new ready lines"],
-                       ["---", "---:", "---:", "---:", "---:"], body)
+        lines += table(["server", "other worker frozen", "kills",
+                        "SIGKILL → a new worker serves, ms", "each kill, ms", "new ready lines"],
+                       ["---", "---", "---:", "---:", "---:", "---:"], body)
         lines += ["", "Each kill is a fresh launch: once every worker is ready, the other "
                   "workers are frozen (SIGSTOP) so that only a new process can answer, one "
                   "worker gets SIGKILL, and from that instant a new connection to `GET /pid` is "
@@ -1316,7 +1322,9 @@ def report_sections(extra):
                   "stays waiting); the time is when the first response carrying a pid that was "
                   "not in the tree before arrives. new ready lines: \"Application startup "
                   "complete.\" lines logged in that time. uvicorn 0.17.6's --workers parent "
-                  "never replaces a worker, so it is not in the table."]
+                  "never replaces a worker, so it is not in the table; uvicorn 0.51's parent "
+                  "pings each worker with a 5 s timeout and would replace a frozen one too, so "
+                  "there the other worker keeps running (and may answer most polls)."]
     rows = extra.get("spread")
     if rows:
         lines += ["", f"## Keep-alive spread ({SPREAD_APP} app, wrk -c {CONNECTIONS}, "
@@ -1443,7 +1451,7 @@ def main():
     load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
     text = report(results, notes, load_after).rstrip("\n").split("\n")
     text = "\n".join(text + report_sections(extra)) + "\n"
-    write_results("latest", text, {"notes": notes, "load_after": load_after, "results": results,
+    write_results(os.environ.get("BENCH_RESULTS") or "latest", text, {"notes": notes, "load_after": load_after, "results": results,
                                    "sections": extra})
     failed = any(r.get("error") for r in results) or any(
         r.get("error") for rows in extra.values() for r in rows)
