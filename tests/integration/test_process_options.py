@@ -341,9 +341,11 @@ def unix_listeners() -> dict[int, str]:
 
 
 @STARTS
-def test_workers_hold_only_stdio_their_sockets_and_their_channel(corral, tmp_path, start):
+def test_workers_hold_only_stdio_their_sockets_the_scoreboard_and_their_channel(corral, tmp_path,
+                                                                                start):
     """A pipe and a socket that corral's parent leaked to it, corral's admin socket and its
-    own descriptors, and the other workers' control channels must not reach a worker."""
+    own descriptors, and the other workers' control channels must not reach a worker. The
+    scoreboard does (a worker also holds the copy its mmap keeps)."""
     leaked_r, leaked_w = os.pipe()
     leaked_sock, peer = socket.socketpair()
     os.set_inheritable(leaked_r, True)
@@ -375,7 +377,10 @@ def test_workers_hold_only_stdio_their_sockets_and_their_channel(corral, tmp_pat
             assert not set(rest.values()) & leaked, f"worker {pid} got the parent's leaked fds"
             assert not set(rest.values()) & admin, f"worker {pid} holds the admin socket"
             assert listeners <= set(rest.values()), f"worker {pid} lacks a listening socket"
-            others = {fd: t for fd, t in rest.items() if t not in listeners}
+            scoreboard = {t for t in corral_fds.values() if t.startswith("/memfd:corral-scoreb")}
+            assert len(scoreboard) == 1 and scoreboard <= set(rest.values()), (
+                f"worker {pid} lacks the scoreboard")
+            others = {fd: t for fd, t in rest.items() if t not in listeners | scoreboard}
             epolls = [t for t in others.values() if t == "anon_inode:[eventpoll]"]
             sockets = [t for t in others.values() if t.startswith("socket:")]
             unexpected = {fd: t for fd, t in others.items()
