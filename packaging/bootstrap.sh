@@ -23,12 +23,12 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 # corral(1), wheel and pip for the wheel, venv and debootstrap to install it and the .deb fresh.
 # Build: compiler and libraries. Run: Debian's interpreter with uvicorn. Tests: pytest, curl,
 # util-linux (setpriv, unshare), procps, iproute2 (`ip`, to bring up a new network namespace's
-# loopback); for packaging/kubernetes/: PyYAML, libseccomp's Python
+# loopback), git (test_reload: a branch checkout); for packaging/kubernetes/: PyYAML, libseccomp's Python
 # binding and Node.js (npm: see install_npm_packages). Benchmarks bring their own in bench/.
 PACKAGES=(
   g++ cmake make libboost1.81-dev libspdlog-dev libcli11-dev libtomlplusplus-dev catch2
   python3 python3-uvicorn python3-fastapi python3-pytest
-  curl procps util-linux iproute2 systemd
+  curl procps util-linux iproute2 git systemd
   python3-yaml python3-seccomp nodejs clang-format clang-tidy clang-14 libclang-rt-14-dev
   help2man python3-wheel python3-pip python3-venv debootstrap
   python3-prometheus-client  # tests/integration/test_metrics.py: the exposition parser

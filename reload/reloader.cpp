@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "config/env_file.hpp"
+#include "reload/bytecode.hpp"
 #include "util/text.hpp"
 
 namespace corral {
@@ -48,6 +49,7 @@ std::string Reloader::describe() const {
 }
 
 void Reloader::onChange(const std::vector<std::string>& paths) {
+  for (const std::string& path : paths) forgetBytecode(path);
   std::vector<std::string> changed = paths;
   bool fresh_template = false;
   if (!config_.env_file.empty() &&
