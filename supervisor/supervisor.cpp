@@ -51,7 +51,10 @@ constexpr std::array<std::array<Action, kStateCount>, kEventCount> kTable{{
 // - DrainDelay's workers still serve (load balancers have not noticed /ready failing yet), but
 //   one that exits is not replaced: corral is on its way out too. Bury, not BuryLast: the
 //   delay is waited out even with no worker left, as the orchestrator expects.
-// - A GenerationPrepared in Running is stale: a newer generation, or none, is wanted now.
+// - A GenerationPrepared in Starting fills the slots that have no worker yet: slot 0's started
+//   beside the worker template (Supervisor::start), and may even serve already.
+// - A GenerationPrepared in Running is stale (a newer generation, or none, is wanted now), or
+//   comes after every slot already serves (--workers 1: slot 0's worker did not wait for it).
 // - DrainQuick has nothing left to wait for: asked again, it kills.
 // - Restarting (--reload) is Reloading without the overlap: the same events move it on, but
 //   its GenerationPrepared swaps every worker at once (Swap) where a roll goes slot by slot.
@@ -116,6 +119,15 @@ Supervisor::~Supervisor() = default;
 void Supervisor::start() {
   spdlog::info("starting {} ({}) for {} with {}", plural(config_.workers, "worker"),
                config_.workers_reason, config_.app, config_.python);
+  if (startsBesideTemplate()) {
+    // The spawner has no ready template to fork it from, so it starts slot 0's worker afresh:
+    // the first response then waits for one interpreter's boot, as a bare uvicorn's does, not
+    // for the template's and then a worker's.
+    spdlog::info("worker 0 starts at once, beside the worker template; {}",
+                 target_ > 1 ? "the others fork from the template once it is ready"
+                             : "the template forks its replacements");
+    spawnWorker(0);
+  }
   prepareGeneration();
   if (config_.max_worker_memory) memory_poll_->enable(kMemoryCheckInterval);
 }

@@ -85,7 +85,7 @@ enum class Action : std::uint8_t {
   Refuse,    ///< log that corral is stopping and does not do this
   Grow,      ///< one worker more
   Shrink,    ///< one worker fewer
-  Fill,      ///< the generation is prepared: start its workers
+  Fill,      ///< the generation is prepared: start its workers (slot 0's may have started)
   Resume,    ///< the generation is prepared: start its missing workers and move the roll on
   Revive,    ///< a slot's backoff ran out: respawn if the slot still needs a worker
   Gate,      ///< gate new connections, wait for the listen queues to empty
@@ -159,6 +159,9 @@ class Supervisor final : public ChildEvents {
 
   // supervisor_workers.cpp: one worker's life
   void prepareGeneration();
+  /// Whether start() starts slot 0's worker at once, beside the worker template, rather than
+  /// waiting for the template to fork it.
+  bool startsBesideTemplate() const;
   void fill(int generation);
   void fillSlots();
   Worker* spawnWorker(int slot, std::optional<Succession> succession = std::nullopt);

@@ -23,11 +23,20 @@ long long millisSince(TimePoint start, TimePoint now) {
 
 // The spawner first gets ready for a generation (its worker template boots, unless a --reload
 // change keeps the one there is), so that the generation's workers start in milliseconds;
-// GenerationPrepared says when.
+// GenerationPrepared says when. At start, slot 0 does not wait (startsBesideTemplate), and the
+// fill skips it.
 void Supervisor::prepareGeneration() {
   spawner_.prepare(template_generation_, [this, generation = generation_] {
     handle(Event::generationPrepared(generation));
   });
+}
+
+// Under --preload the template imports the app, so that the workers it forks share its pages
+// (and the app is imported once); a worker started beside it would have its own copy for as
+// long as it lives, so every worker waits for the template. --start-method spawn has no template
+// to wait for: prepare() answers at once.
+bool Supervisor::startsBesideTemplate() const {
+  return config_.start_method == "forkserver" && !config_.preload;
 }
 
 void Supervisor::fill(int generation) {
