@@ -52,14 +52,23 @@ SpawnResult PosixSpawner::spawn(const WorkerRequest& request) {
   if (auto forked = forkFromTemplate(request, spec)) return *forked;
   // A new channel: a worker the template forks after all, too late, must find its own channel
   // closed (it then drains at once), not share this one with the worker started instead.
-  return withChannel([&](int child_end) { return launchSpec(spec, child_end, {}); });
+  const SpawnResult launched =
+      withChannel([&](int child_end) { return launchSpec(spec, child_end, {}); });
+  // Only then the template, if there is none (corral's start, or the last one died): a launch
+  // waits for the exec, and this worker is wanted now, the template only for the next ones.
+  templateFor(request.template_generation);
+  return launched;
 }
 
-// A worker wanted while the template boots (a crash right after a reload, say) starts afresh.
+// A worker wanted while the template boots (slot 0's at start, a crash right after a reload)
+// starts afresh.
 std::optional<SpawnResult> PosixSpawner::forkFromTemplate(const WorkerRequest& request,
                                                           const SpawnSpec& spec) {
-  WorkerTemplate* const worker_template = templateFor(request.template_generation);
-  if (worker_template == nullptr || !worker_template->ready()) return std::nullopt;
+  WorkerTemplate* const worker_template = template_.get();
+  if (!use_template_ || worker_template == nullptr || !worker_template->ready() ||
+      worker_template->generation() != request.template_generation) {
+    return std::nullopt;
+  }
   bool template_failed = false;
   const SpawnResult forked = withChannel([&](int child_end) {
     const auto pid = worker_template->fork(spec.settings, child_end);

@@ -45,9 +45,11 @@ void Supervisor::fill(int generation) {
   fillSlots();
 }
 
+// A slot waiting out its backoff (slot 0's worker, started at once, failed) keeps waiting.
 void Supervisor::fillSlots() {
   for (int slot = 0; slot < target_; ++slot) {
-    if (slotNeedsWorker(slot)) spawnWorker(slot);
+    const auto& respawn = slots_[static_cast<std::size_t>(slot)].respawn;
+    if (slotNeedsWorker(slot) && !(respawn && respawn->enabled())) spawnWorker(slot);
   }
 }
 

@@ -77,6 +77,21 @@ TEST_CASE("Starting: --workers 1 serves before the template is ready", "[unit][r
   CHECK(h.spawner.spawned[1].template_generation == 0);
 }
 
+TEST_CASE("Starting: slot 0 waiting out its backoff is not filled by the prepared template",
+          "[unit][roll]") {
+  Harness h;
+  h.spawner.defer_prepare = true;
+  h.spawner.failing_spawns = 2;  // slot 0's first retry is immediate, the second waits
+  Supervisor& s = h.start();
+  CHECK(s.metrics().spawn_failures == 2);
+  h.spawner.finishPrepare();
+  REQUIRE(h.spawns() == 1);
+  CHECK(h.spawner.spawned.back().slot == 1);
+  h.clock.advance(100ms);
+  REQUIRE(h.spawns() == 2);
+  CHECK(h.spawner.spawned.back().slot == 0);
+}
+
 TEST_CASE("Starting: slot 0 failing to boot before the template is ready stops corral once",
           "[unit][roll]") {
   Harness h;
