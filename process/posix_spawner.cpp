@@ -54,9 +54,10 @@ SpawnResult PosixSpawner::spawn(const WorkerRequest& request) {
   // closed (it then drains at once), not share this one with the worker started instead.
   const SpawnResult launched =
       withChannel([&](int child_end) { return launchSpec(spec, child_end, {}); });
-  // Only then the template, if there is none (corral's start, or the last one died): a launch
-  // waits for the exec, and this worker is wanted now, the template only for the next ones.
-  templateFor(request.template_generation);
+  // Only then a template in place of one that died, for the next workers: a launch waits for
+  // the exec, and this worker is wanted now. One that prepare() was not asked for yet is not
+  // started here: at corral's start slot 0's worker comes first (Supervisor::start).
+  if (wanted_generation_ == request.template_generation) templateFor(request.template_generation);
   return launched;
 }
 
@@ -113,6 +114,7 @@ SpawnResult PosixSpawner::launchSpec(const SpawnSpec& spec, int child_end, std::
 }
 
 void PosixSpawner::prepare(int generation, std::function<void()> ready) {
+  wanted_generation_ = generation;
   WorkerTemplate* const worker_template = templateFor(generation);
   if (worker_template != nullptr && !worker_template->ready()) {
     worker_template->whenReady(std::move(ready));
@@ -166,6 +168,18 @@ void PosixSpawner::learnModules(std::string_view names) {
 
 void PosixSpawner::warmTemplate() {
   if (!template_) return;  // the next template imports them anyway
+  if (!template_->ready()) {
+    // A worker started beside the booting template (at corral's start) reports its libraries
+    // before that template is ready: a second one booting at once would only slow it down.
+    if (!warm_when_ready_) {
+      warm_when_ready_ = true;
+      template_->whenReady([this, pid = template_->pid()] {
+        warm_when_ready_ = false;
+        if (template_ && template_->pid() == pid && template_->ready()) warmTemplate();
+      });
+    }
+    return;
+  }
   dropWarmTemplate();
   warm_template_ = launchTemplate(template_->generation());
   if (!warm_template_) return;

@@ -32,7 +32,8 @@ namespace corral {
 ///     --> Hooks::on_stopped(exit code)
 enum class State : std::uint8_t {
   Starting,    ///< the first workers boot: slot 0's at once, the others once the spawner is
-               ///< prepared (its worker template ready; all of them then under --preload)
+               ///< prepared (its worker template ready; all of them then under --preload;
+               ///< with --workers 1 the template is prepared once slot 0 serves)
   Running,     ///< every slot has a READY worker of the current generation
   Reloading,   ///< SIGHUP: slots move to new workers, --max-surge at a time
   Restarting,  ///< --reload saw a change: every worker is replaced at once by new code

@@ -54,7 +54,7 @@ constexpr std::array<std::array<Action, kStateCount>, kEventCount> kTable{{
 // - A GenerationPrepared in Starting fills the slots that have no worker yet: slot 0's started
 //   beside the worker template (Supervisor::start), and may even serve already.
 // - A GenerationPrepared in Running is stale (a newer generation, or none, is wanted now), or
-//   comes after every slot already serves (--workers 1: slot 0's worker did not wait for it).
+//   comes after every slot already serves (--workers 1: the template boots once slot 0 serves).
 // - DrainQuick has nothing left to wait for: asked again, it kills.
 // - Restarting (--reload) is Reloading without the overlap: the same events move it on, but
 //   its GenerationPrepared swaps every worker at once (Swap) where a roll goes slot by slot.
@@ -119,16 +119,24 @@ Supervisor::~Supervisor() = default;
 void Supervisor::start() {
   spdlog::info("starting {} ({}) for {} with {}", plural(config_.workers, "worker"),
                config_.workers_reason, config_.app, config_.python);
-  if (startsBesideTemplate()) {
+  if (!startsBesideTemplate()) {
+    prepareGeneration();
+  } else if (target_ > 1) {
     // The spawner has no ready template to fork it from, so it starts slot 0's worker afresh:
     // the first response then waits for one interpreter's boot, as a bare uvicorn's does, not
     // for the template's and then a worker's.
-    spdlog::info("worker 0 starts at once, beside the worker template; {}",
-                 target_ > 1 ? "the others fork from the template once it is ready"
-                             : "the template forks its replacements");
+    spdlog::info(
+        "worker 0 starts at once, beside the worker template; the others fork from "
+        "the template once it is ready");
     spawnWorker(0);
+    prepareGeneration();
+  } else {
+    // No other slot waits for the template, which is for replacements only: booting it
+    // beside the worker would take CPU from it (the one CPU of a --workers auto of 1).
+    spdlog::info("worker 0 starts at once; the worker template boots once it serves");
+    spawnWorker(0);
+    template_after_start_ = true;
   }
-  prepareGeneration();
   if (config_.max_worker_memory) memory_poll_->enable(kMemoryCheckInterval);
 }
 
@@ -213,6 +221,7 @@ void Supervisor::notifyStatus() const {
 void Supervisor::afterPoolChange() {
   if (state_ == State::Starting && pool_.readyCount() >= target_) {
     transitionTo(State::Running, "all " + plural(target_, "worker") + " ready");
+    if (template_after_start_) prepareGeneration();
   } else if (state_ == State::Reloading) {
     continueRoll();
   } else if (state_ == State::Restarting) {

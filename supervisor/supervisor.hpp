@@ -223,6 +223,8 @@ class Supervisor final : public ChildEvents {
   std::string draining_reason_;
   std::string reload_error_;
   bool ever_ready_ = false;
+  /// --workers 1: the first generation is prepared (its template boots) once slot 0 serves.
+  bool template_after_start_ = false;
   TimePoint started_at_;
   int exit_code_ = 0;
   WorkerPool pool_;

@@ -26,6 +26,7 @@ long long millisSince(TimePoint start, TimePoint now) {
 // GenerationPrepared says when. At start, slot 0 does not wait (startsBesideTemplate), and the
 // fill skips it.
 void Supervisor::prepareGeneration() {
+  template_after_start_ = false;
   spawner_.prepare(template_generation_, [this, generation = generation_] {
     handle(Event::generationPrepared(generation));
   });

@@ -71,13 +71,17 @@ def test_at_boot_worker_0_starts_beside_the_template_and_the_others_fork_from_it
     assert spawned[2] == ", forked from the template", spawned[0]
 
 
-def test_one_worker_serves_before_the_template_which_forks_its_replacement(corral):
+def test_one_worker_serves_before_the_template_boots_which_forks_its_replacement(corral):
+    """--workers 1: no other slot waits for the template, so it boots only once the worker
+    serves, rather than take CPU from it (a --workers auto of 1 means one CPU)."""
     c = corral.start("--no-access-log", workers=1)
     assert boot_spawns(c) == {0: "afresh"}
     assert c.get("/").status == 200
     template = wait_template(c)
     c.wait_for_log(rf"worker template ready \(pid {template}\)")
-    assert c.find_log(r"state Starting -> Running")
+    messages = c.messages()
+    ready = next(i for i, m in enumerate(messages) if m.startswith("worker 0 ready"))
+    assert ready < messages.index(f"worker template ready (pid {template})"), c.tail()
     forked = c.fork_workers()
     assert pid_alive(forked[0])
 

@@ -61,20 +61,50 @@ TEST_CASE("Starting: every worker waits for the template under --preload, none u
   }
 }
 
-TEST_CASE("Starting: --workers 1 serves before the template is ready", "[unit][roll]") {
+TEST_CASE("Starting: --workers 1 boots the template once its worker serves", "[unit][roll]") {
   Harness h;
   h.config.workers = 1;
   h.spawner.defer_prepare = true;
   Supervisor& s = h.start();
   REQUIRE(h.spawns() == 1);
-  h.ready(100);
-  CHECK(s.state() == State::Running);
-  h.spawner.finishPrepare();  // nothing left to fill
-  CHECK(h.spawns() == 1);
-  CHECK(s.state() == State::Running);
-  h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
-  REQUIRE(h.spawns() == 2);  // the replacement is the template's to fork
-  CHECK(h.spawner.spawned[1].template_generation == 0);
+  CHECK(h.spawner.prepared.empty());  // nothing competes with the worker for the CPU
+
+  SECTION("READY: Running, then the template for its replacements") {
+    h.ready(100);
+    CHECK(s.state() == State::Running);
+    CHECK(h.spawner.prepared == std::vector{0});
+    h.spawner.finishPrepare();  // nothing left to fill
+    CHECK(h.spawns() == 1);
+    CHECK(s.state() == State::Running);
+    h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
+    REQUIRE(h.spawns() == 2);
+    CHECK(h.spawner.spawned[1].template_generation == 0);
+    h.ready(101);
+    CHECK(h.spawner.prepared == std::vector{0});  // prepared once
+  }
+  SECTION("a crash before READY is respawned, still without a template") {
+    h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
+    REQUIRE(h.spawns() == 2);
+    CHECK(h.spawner.prepared.empty());
+    h.ready(101);
+    CHECK(h.spawner.prepared == std::vector{0});
+  }
+  SECTION("SIGTERM before READY: no template at all") {
+    h.signal(SIGTERM);
+    h.spawner.exit(100, ExitStatus::exited(0));
+    CHECK(h.stopped_with == kExitOk);
+    CHECK(h.spawner.prepared.empty());
+  }
+  SECTION("a SIGHUP before READY prepares the new generation, once") {
+    h.signal(SIGHUP);
+    CHECK(h.spawner.prepared == std::vector{1});
+    h.spawner.finishPrepare();
+    h.spawner.exit(100, ExitStatus::exited(0));  // superseded, booting the old code
+    REQUIRE(h.spawns() == 2);
+    h.ready(101);
+    CHECK(s.state() == State::Running);
+    CHECK(h.spawner.prepared == std::vector{1});
+  }
 }
 
 TEST_CASE("Starting: slot 0 waiting out its backoff is not filled by the prepared template",
