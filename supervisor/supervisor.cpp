@@ -132,7 +132,9 @@ void Supervisor::start() {
     prepareGeneration();
   } else {
     // No other slot waits for the template, which is for replacements only: booting it
-    // beside the worker would take CPU from it (the one CPU of a --workers auto of 1).
+    // beside the worker would take CPU from it (the one CPU of a --workers auto of 1). With
+    // more workers, no more interpreters boot at once than there are workers (the template is
+    // idle once ready), so with --workers auto, no more than there are CPUs.
     spdlog::info("worker 0 starts at once; the worker template boots once it serves");
     spawnWorker(0);
     template_after_start_ = true;
