@@ -169,8 +169,8 @@ void PosixSpawner::learnModules(std::string_view names) {
 void PosixSpawner::warmTemplate() {
   if (!template_) return;  // the next template imports them anyway
   if (!template_->ready()) {
-    // A worker started beside the booting template (at corral's start) reports its libraries
-    // before that template is ready: a second one booting at once would only slow it down.
+    // Slot 0's first worker, started before the template (at corral's start), reports its
+    // libraries while that template boots: a second one booting at once would only slow it.
     if (!warm_when_ready_) {
       warm_when_ready_ = true;
       template_->whenReady([this, pid = template_->pid()] {

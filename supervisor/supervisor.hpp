@@ -159,9 +159,12 @@ class Supervisor final : public ChildEvents {
 
   // supervisor_workers.cpp: one worker's life
   void prepareGeneration();
-  /// Whether start() starts slot 0's worker at once, beside the worker template, rather than
+  /// Whether start() starts slot 0's worker at once, before the worker template, rather than
   /// waiting for the template to fork it.
-  bool startsBesideTemplate() const;
+  bool startsBeforeTemplate() const;
+  /// The first generation's template, put off by start(): slot 0's worker served or failed,
+  /// or kTemplateAfterAtMost passed. Not once corral is stopping.
+  void prepareAfterStart();
   void fill(int generation);
   void fillSlots();
   Worker* spawnWorker(int slot, std::optional<Succession> succession = std::nullopt);
@@ -223,7 +226,7 @@ class Supervisor final : public ChildEvents {
   std::string draining_reason_;
   std::string reload_error_;
   bool ever_ready_ = false;
-  /// --workers 1: the first generation is prepared (its template boots) once slot 0 serves.
+  /// The first generation is prepared (its template boots) once slot 0's worker serves.
   bool template_after_start_ = false;
   TimePoint started_at_;
   int exit_code_ = 0;
@@ -233,6 +236,7 @@ class Supervisor final : public ChildEvents {
   std::unique_ptr<Timer> queue_poll_;      ///< DrainGate's look at the listen queues
   std::unique_ptr<Timer> drain_deadline_;  ///< DrainGate/DrainStop/DrainQuick's end
   std::unique_ptr<Timer> memory_poll_;
+  std::unique_ptr<Timer> template_wait_;  ///< kTemplateAfterAtMost, while template_after_start_
   Metrics metrics_;
 };
 

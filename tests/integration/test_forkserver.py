@@ -52,15 +52,15 @@ def boot_spawns(c) -> dict[int, str]:
     return found
 
 
-def test_at_boot_worker_0_starts_beside_the_template_and_the_others_fork_from_it(corral):
+def test_at_boot_worker_0_starts_before_the_template_and_the_others_fork_from_it(corral):
     """Issue 15: the first response does not wait for the worker template's boot. Slot 0's first
-    worker starts as a fresh interpreter at once, beside the template (a bare uvicorn's boot);
-    the others are forked from the template once it is ready."""
+    worker starts as a fresh interpreter at once, alone (a bare uvicorn's boot); the template
+    boots once it serves, and the others are forked from it."""
     c = corral.start("--no-access-log", workers=3)
     messages = c.messages()
-    at_once = next(i for i, m in enumerate(messages) if m.startswith("worker 0 spawned"))
+    served = next(i for i, m in enumerate(messages) if m.startswith("worker 0 ready"))
     template_ready = next(i for i, m in enumerate(messages) if "worker template ready" in m)
-    assert at_once < template_ready, c.tail()
+    assert served < template_ready, c.tail()
     assert boot_spawns(c) == {0: "afresh", 1: "forked", 2: "forked"}, c.tail()
     assert metric(c, "corral_worker_forks_total") == 2
     assert c.get("/").status == 200
@@ -72,8 +72,8 @@ def test_at_boot_worker_0_starts_beside_the_template_and_the_others_fork_from_it
 
 
 def test_one_worker_serves_before_the_template_boots_which_forks_its_replacement(corral):
-    """--workers 1: no other slot waits for the template, so it boots only once the worker
-    serves, rather than take CPU from it (a --workers auto of 1 means one CPU)."""
+    """--workers 1: the template boots once the worker serves, rather than take CPU from it,
+    and forks its replacements."""
     c = corral.start("--no-access-log", workers=1)
     assert boot_spawns(c) == {0: "afresh"}
     assert c.get("/").status == 200

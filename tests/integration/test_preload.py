@@ -62,8 +62,8 @@ def test_forked_workers_share_the_preloaded_apps_memory(corral):
 
 
 def test_every_first_worker_waits_for_the_template_to_import_the_app(corral):
-    """Unlike a plain start, where slot 0's first worker starts beside the template (issue 15),
-    --preload forks every worker from the template: one started beside it would hold a private
+    """Unlike a plain start, where slot 0's first worker starts before the template (issue 15),
+    --preload forks every worker from the template: one started before it would hold a private
     copy of the app for as long as it lives."""
     c = corral.start("--no-access-log", "--preload", app=APP, workers=2)
     spawns = c.find_log(r"worker (\d+) spawned \(pid \d+\)(.*)")

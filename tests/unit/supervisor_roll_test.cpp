@@ -14,30 +14,40 @@ using namespace std::chrono_literals;
 using testing::Harness;
 using Signal = testing::FakeSpawner::Signal;
 
-TEST_CASE("Starting: slot 0 starts beside the worker template, the others once it is prepared",
+TEST_CASE("Starting: slot 0 starts alone; the template once it serves, then the others",
           "[unit][roll]") {
   Harness h;
   h.spawner.defer_prepare = true;
   Supervisor& s = h.start();
-  CHECK(h.spawner.prepared == std::vector{0});
-  REQUIRE(h.spawns() == 1);  // the first response does not wait for the template's boot
+  REQUIRE(h.spawns() == 1);  // the first response waits for no template, nor shares the CPU
   CHECK(h.spawner.spawned[0].slot == 0);
+  CHECK(h.spawner.prepared.empty());
 
-  SECTION("prepared while slot 0 boots") {
+  SECTION("slot 0 serves: the template is prepared, and forks the other slots") {
+    h.ready(100);
+    CHECK(s.state() == State::Starting);
+    CHECK(h.spawner.prepared == std::vector{0});
+    CHECK(h.spawns() == 1);
     h.spawner.finishPrepare();
     REQUIRE(h.spawns() == 2);  // slot 0 is not started twice
     CHECK(h.spawner.spawned[1].slot == 1);
-    h.readyAll();
-    CHECK(s.state() == State::Running);
-  }
-  SECTION("slot 0 serves before the template is ready") {
-    h.ready(100);
-    CHECK(s.state() == State::Starting);
-    CHECK(s.status().ready == 1);
-    h.spawner.finishPrepare();
-    REQUIRE(h.spawns() == 2);
     h.ready(101);
     CHECK(s.state() == State::Running);
+    CHECK(h.spawner.prepared == std::vector{0});  // prepared once
+  }
+  SECTION("slot 0 crashes before READY: the others wait for it no longer") {
+    h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
+    CHECK(h.spawner.prepared == std::vector{0});
+    REQUIRE(h.spawns() == 2);  // slot 0 again, at once (its first crash)
+    h.spawner.exit(101, ExitStatus::signaled(SIGSEGV));
+    CHECK(h.spawns() == 2);  // slot 0 now waits out its backoff...
+    h.spawner.finishPrepare();
+    REQUIRE(h.spawns() == 3);  // ...which the template's fill does not cut short
+    CHECK(h.spawner.spawned[2].slot == 1);
+    h.clock.advance(100ms);
+    REQUIRE(h.spawns() == 4);
+    CHECK(h.spawner.spawned[3].slot == 0);
+    CHECK(h.spawner.prepared == std::vector{0});
   }
 }
 
@@ -82,10 +92,10 @@ TEST_CASE("Starting: --workers 1 boots the template once its worker serves", "[u
     h.ready(101);
     CHECK(h.spawner.prepared == std::vector{0});  // prepared once
   }
-  SECTION("a crash before READY is respawned, still without a template") {
+  SECTION("a crash before READY: respawned at once, and the template prepared") {
     h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
     REQUIRE(h.spawns() == 2);
-    CHECK(h.spawner.prepared.empty());
+    CHECK(h.spawner.prepared == std::vector{0});
     h.ready(101);
     CHECK(h.spawner.prepared == std::vector{0});
   }
@@ -107,19 +117,44 @@ TEST_CASE("Starting: --workers 1 boots the template once its worker serves", "[u
   }
 }
 
-TEST_CASE("Starting: slot 0 waiting out its backoff is not filled by the prepared template",
+TEST_CASE("Starting: a slow slot 0 holds the template back for a second at most", "[unit][roll]") {
+  Harness h;
+  h.spawner.defer_prepare = true;
+  Supervisor& s = h.start();
+  h.clock.advance(999ms);
+  CHECK(h.spawner.prepared.empty());
+  h.clock.advance(1ms);
+  CHECK(h.spawner.prepared == std::vector{0});
+  h.spawner.finishPrepare();
+  REQUIRE(h.spawns() == 2);
+  h.readyAll();
+  CHECK(s.state() == State::Running);
+  CHECK(h.spawner.prepared == std::vector{0});  // READY prepares nothing more
+
+  SECTION("not once corral is stopping") {
+    Harness stopping;
+    stopping.spawner.defer_prepare = true;
+    stopping.start();
+    stopping.signal(SIGTERM);
+    stopping.clock.advance(1s);
+    CHECK(stopping.spawner.prepared.empty());
+  }
+}
+
+TEST_CASE("Starting: slot 0 that cannot be spawned is retried before any template",
           "[unit][roll]") {
   Harness h;
   h.spawner.defer_prepare = true;
   h.spawner.failing_spawns = 2;  // slot 0's first retry is immediate, the second waits
   Supervisor& s = h.start();
   CHECK(s.metrics().spawn_failures == 2);
-  h.spawner.finishPrepare();
-  REQUIRE(h.spawns() == 1);
-  CHECK(h.spawner.spawned.back().slot == 1);
+  CHECK(h.spawner.prepared.empty());
   h.clock.advance(100ms);
+  REQUIRE(h.spawns() == 1);
+  h.ready(100);
+  h.spawner.finishPrepare();
   REQUIRE(h.spawns() == 2);
-  CHECK(h.spawner.spawned.back().slot == 0);
+  CHECK(h.spawner.spawned.back().slot == 1);
 }
 
 TEST_CASE("Starting: slot 0 failing to boot before the template is ready stops corral once",
@@ -197,7 +232,7 @@ TEST_CASE("Starting: a SIGHUP while the first workers are prepared starts them o
   REQUIRE(h.spawns() == 2);
   CHECK(h.spawner.spawned[1].slot == 1);
   CHECK(h.spawner.spawned[1].generation == 1);
-  // Slot 0's worker, started beside the first template, still boots the old code: superseded.
+  // Slot 0's worker, started before any template, still boots the old code: superseded.
   CHECK(h.signalled({100, SIGTERM, false}));
   h.spawner.exit(100, ExitStatus::exited(0));
   REQUIRE(h.spawns() == 3);
