@@ -52,24 +52,14 @@ SpawnResult PosixSpawner::spawn(const WorkerRequest& request) {
   if (auto forked = forkFromTemplate(request, spec)) return *forked;
   // A new channel: a worker the template forks after all, too late, must find its own channel
   // closed (it then drains at once), not share this one with the worker started instead.
-  const SpawnResult launched =
-      withChannel([&](int child_end) { return launchSpec(spec, child_end, {}); });
-  // Only then a template in place of one that died, for the next workers: a launch waits for
-  // the exec, and this worker is wanted now. One that prepare() was not asked for yet is not
-  // started here: at corral's start slot 0's worker comes first (Supervisor::start).
-  if (wanted_generation_ == request.template_generation) templateFor(request.template_generation);
-  return launched;
+  return withChannel([&](int child_end) { return launchSpec(spec, child_end, {}); });
 }
 
-// A worker wanted while the template boots (slot 0's at start, a crash right after a reload)
-// starts afresh.
+// A worker wanted while the template boots (a crash right after a reload, say) starts afresh.
 std::optional<SpawnResult> PosixSpawner::forkFromTemplate(const WorkerRequest& request,
                                                           const SpawnSpec& spec) {
-  WorkerTemplate* const worker_template = template_.get();
-  if (!use_template_ || worker_template == nullptr || !worker_template->ready() ||
-      worker_template->generation() != request.template_generation) {
-    return std::nullopt;
-  }
+  WorkerTemplate* const worker_template = templateFor(request.template_generation);
+  if (worker_template == nullptr || !worker_template->ready()) return std::nullopt;
   bool template_failed = false;
   const SpawnResult forked = withChannel([&](int child_end) {
     const auto pid = worker_template->fork(spec.settings, child_end);
@@ -114,7 +104,6 @@ SpawnResult PosixSpawner::launchSpec(const SpawnSpec& spec, int child_end, std::
 }
 
 void PosixSpawner::prepare(int generation, std::function<void()> ready) {
-  wanted_generation_ = generation;
   WorkerTemplate* const worker_template = templateFor(generation);
   if (worker_template != nullptr && !worker_template->ready()) {
     worker_template->whenReady(std::move(ready));
@@ -168,18 +157,6 @@ void PosixSpawner::learnModules(std::string_view names) {
 
 void PosixSpawner::warmTemplate() {
   if (!template_) return;  // the next template imports them anyway
-  if (!template_->ready()) {
-    // Slot 0's first worker, started before the template (at corral's start), reports its
-    // libraries while that template boots: a second one booting at once would only slow it.
-    if (!warm_when_ready_) {
-      warm_when_ready_ = true;
-      template_->whenReady([this, pid = template_->pid()] {
-        warm_when_ready_ = false;
-        if (template_ && template_->pid() == pid && template_->ready()) warmTemplate();
-      });
-    }
-    return;
-  }
   dropWarmTemplate();
   warm_template_ = launchTemplate(template_->generation());
   if (!warm_template_) return;

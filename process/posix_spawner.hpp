@@ -107,12 +107,10 @@ class PosixSpawner final : public ProcessSpawner {
   std::unique_ptr<WorkerTemplate> warm_template_;  ///< --reload: the next one, warming up
   std::set<std::string, std::less<>> preload_;     ///< the app's libraries, as workers said
   bool preload_failed_ = false;    ///< a warm template gave up: templates import nothing more
-  bool warm_when_ready_ = false;   ///< a warm template waits for the booting one to be ready
   std::set<Pid> template_pids_;    ///< the template and retired ones, until reaped
   std::set<Pid> failed_launches_;  ///< children that failed before exec, until reaped
   std::optional<int> failed_template_generation_;  ///< its template never got ready
-  std::optional<int> wanted_generation_;  ///< the template generation prepare() last asked for
-  std::function<void()> templates_gone_;  ///< stopTemplates' `done`, until then
+  std::function<void()> templates_gone_;           ///< stopTemplates' `done`, until then
   std::unique_ptr<Timer> templates_wait_;
   std::optional<MultiprocDir> multiproc_;
   OomWatch oom_;

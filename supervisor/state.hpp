@@ -31,9 +31,7 @@ namespace corral {
 ///   DrainGate, DrainStop, DrainQuick, DrainKill --(last worker reaped)--> Stopped
 ///     --> Hooks::on_stopped(exit code)
 enum class State : std::uint8_t {
-  Starting,    ///< the first workers boot: slot 0's at once, the others once it served and
-               ///< the spawner is prepared (its worker template ready; under --preload every
-               ///< one waits for the template)
+  Starting,    ///< the first workers boot (after the spawner prepares their generation)
   Running,     ///< every slot has a READY worker of the current generation
   Reloading,   ///< SIGHUP: slots move to new workers, --max-surge at a time
   Restarting,  ///< --reload saw a change: every worker is replaced at once by new code

@@ -51,10 +51,7 @@ constexpr std::array<std::array<Action, kStateCount>, kEventCount> kTable{{
 // - DrainDelay's workers still serve (load balancers have not noticed /ready failing yet), but
 //   one that exits is not replaced: corral is on its way out too. Bury, not BuryLast: the
 //   delay is waited out even with no worker left, as the orchestrator expects.
-// - A GenerationPrepared in Starting fills the slots that have no worker yet: slot 0's started
-//   before the worker template (Supervisor::start), and usually serves already.
-// - A GenerationPrepared in Running is stale (a newer generation, or none, is wanted now), or
-//   comes after every slot already serves (--workers 1: the template boots once slot 0 serves).
+// - A GenerationPrepared in Running is stale: a newer generation, or none, is wanted now.
 // - DrainQuick has nothing left to wait for: asked again, it kills.
 // - Restarting (--reload) is Reloading without the overlap: the same events move it on, but
 //   its GenerationPrepared swaps every worker at once (Swap) where a roll goes slot by slot.
@@ -109,8 +106,7 @@ Supervisor::Supervisor(const Config& config, Clock& clock, ProcessSpawner& spawn
       queue_poll_(clock.createTimer([this] { pollQueues(); })),
       drain_deadline_(
           clock.createTimer([this] { handle(Event::timer(EventKind::DrainDeadline)); })),
-      memory_poll_(clock.createTimer([this] { checkMemory(); })),
-      template_wait_(clock.createTimer([this] { prepareAfterStart(); })) {
+      memory_poll_(clock.createTimer([this] { checkMemory(); })) {
   started_at_ = clock.now();
   spawner_.attach(*this);
 }
@@ -120,18 +116,7 @@ Supervisor::~Supervisor() = default;
 void Supervisor::start() {
   spdlog::info("starting {} ({}) for {} with {}", plural(config_.workers, "worker"),
                config_.workers_reason, config_.app, config_.python);
-  if (!startsBeforeTemplate()) {
-    prepareGeneration();
-  } else {
-    // The spawner has no template to fork it from, so slot 0's worker starts afresh, alone:
-    // the first response waits for one interpreter's boot, as a bare uvicorn's does, not for
-    // the template's and then a worker's, nor for CPU the template's boot takes beside it.
-    // The template boots once a worker serves (or fails), and forks the other slots' workers.
-    spdlog::info("worker 0 starts at once; the worker template boots once it serves");
-    spawnWorker(0);
-    template_after_start_ = true;
-    template_wait_->enable(kTemplateAfterAtMost);
-  }
+  prepareGeneration();
   if (config_.max_worker_memory) memory_poll_->enable(kMemoryCheckInterval);
 }
 
@@ -214,7 +199,6 @@ void Supervisor::notifyStatus() const {
 // After a worker became READY or left the pool on purpose: the start may be complete, or the
 // roll may move on.
 void Supervisor::afterPoolChange() {
-  if (pool_.readyCount() > 0) prepareAfterStart();
   if (state_ == State::Starting && pool_.readyCount() >= target_) {
     transitionTo(State::Running, "all " + plural(target_, "worker") + " ready");
   } else if (state_ == State::Reloading) {

@@ -85,7 +85,7 @@ enum class Action : std::uint8_t {
   Refuse,    ///< log that corral is stopping and does not do this
   Grow,      ///< one worker more
   Shrink,    ///< one worker fewer
-  Fill,      ///< the generation is prepared: start its workers (slot 0's may have started)
+  Fill,      ///< the generation is prepared: start its workers
   Resume,    ///< the generation is prepared: start its missing workers and move the roll on
   Revive,    ///< a slot's backoff ran out: respawn if the slot still needs a worker
   Gate,      ///< gate new connections, wait for the listen queues to empty
@@ -159,12 +159,6 @@ class Supervisor final : public ChildEvents {
 
   // supervisor_workers.cpp: one worker's life
   void prepareGeneration();
-  /// Whether start() starts slot 0's worker at once, before the worker template, rather than
-  /// waiting for the template to fork it.
-  bool startsBeforeTemplate() const;
-  /// The first generation's template, put off by start(): slot 0's worker served or failed,
-  /// or kTemplateAfterAtMost passed. Not once corral is stopping.
-  void prepareAfterStart();
   void fill(int generation);
   void fillSlots();
   Worker* spawnWorker(int slot, std::optional<Succession> succession = std::nullopt);
@@ -226,8 +220,6 @@ class Supervisor final : public ChildEvents {
   std::string draining_reason_;
   std::string reload_error_;
   bool ever_ready_ = false;
-  /// The first generation is prepared (its template boots) once slot 0's worker serves.
-  bool template_after_start_ = false;
   TimePoint started_at_;
   int exit_code_ = 0;
   WorkerPool pool_;
@@ -236,7 +228,6 @@ class Supervisor final : public ChildEvents {
   std::unique_ptr<Timer> queue_poll_;      ///< DrainGate's look at the listen queues
   std::unique_ptr<Timer> drain_deadline_;  ///< DrainGate/DrainStop/DrainQuick's end
   std::unique_ptr<Timer> memory_poll_;
-  std::unique_ptr<Timer> template_wait_;  ///< kTemplateAfterAtMost, while template_after_start_
   Metrics metrics_;
 };
 

@@ -23,26 +23,11 @@ long long millisSince(TimePoint start, TimePoint now) {
 
 // The spawner first gets ready for a generation (its worker template boots, unless a --reload
 // change keeps the one there is), so that the generation's workers start in milliseconds;
-// GenerationPrepared says when. At start, slot 0 does not wait (startsBeforeTemplate): the
-// template is prepared once its worker serves, and the fill skips it.
+// GenerationPrepared says when.
 void Supervisor::prepareGeneration() {
-  template_after_start_ = false;
-  template_wait_->disable();
   spawner_.prepare(template_generation_, [this, generation = generation_] {
     handle(Event::generationPrepared(generation));
   });
-}
-
-// Under --preload the template imports the app, so that the workers it forks share its pages
-// (and the app is imported once); a worker started before it would have its own copy for as
-// long as it lives, so every worker waits for the template. --start-method spawn has no template
-// to wait for: prepare() answers at once.
-bool Supervisor::startsBeforeTemplate() const {
-  return config_.start_method == "forkserver" && !config_.preload;
-}
-
-void Supervisor::prepareAfterStart() {
-  if (template_after_start_ && !isStopping(state_)) prepareGeneration();
 }
 
 void Supervisor::fill(int generation) {
@@ -51,11 +36,9 @@ void Supervisor::fill(int generation) {
   fillSlots();
 }
 
-// A slot waiting out its backoff (slot 0's worker, started at once, failed) keeps waiting.
 void Supervisor::fillSlots() {
   for (int slot = 0; slot < target_; ++slot) {
-    const auto& respawn = slots_[static_cast<std::size_t>(slot)].respawn;
-    if (slotNeedsWorker(slot) && !(respawn && respawn->enabled())) spawnWorker(slot);
+    if (slotNeedsWorker(slot)) spawnWorker(slot);
   }
 }
 
@@ -240,7 +223,6 @@ Worker Supervisor::collect(const Event& exit) {
 // at once for a worker corral replaced itself, with backoff for a crash.
 void Supervisor::respawnAfter(const Worker& worker, const ExitStatus& status) {
   if (isBootFailure(worker, status)) return failBoot(worker, status);
-  prepareAfterStart();  // slot 0's first worker never served: the others wait no longer
   if (worker.succession && !worker.ready_at) {
     onSuccessorFailed(worker, status);
   } else if (slotNeedsWorker(worker.slot)) {

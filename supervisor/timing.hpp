@@ -11,10 +11,6 @@ inline constexpr std::chrono::milliseconds kKillGrace{3000};
 inline constexpr std::chrono::milliseconds kQuickGrace{1000};
 /// How often a drain looks at the listen queues it waits to see empty.
 inline constexpr std::chrono::milliseconds kQueuePollInterval{10};
-/// At start, the worker template boots once slot 0's worker serves, or this long after it was
-/// started: an app slow to start (a lifespan that waits for a database, say) must not hold the
-/// other slots back for all of it.
-inline constexpr std::chrono::milliseconds kTemplateAfterAtMost{1000};
 /// How often --max-worker-memory reads the workers' resident memory.
 inline constexpr std::chrono::milliseconds kMemoryCheckInterval{1000};
 

@@ -50,9 +50,8 @@ struct Harness {
   void ready(Pid pid) { spawner.message(pid, "READY=1"); }
   /// What corral does on receiving `signo`.
   void signal(int signo) { supervisor->handle(*SignalRouter::eventFor(signo)); }
-  /// Every worker READY, those it spawns as well (slot 0's READY starts the others).
   void readyAll() {
-    for (std::size_t i = 0; i < spawner.pids.size(); ++i) ready(spawner.pids[i]);
+    for (const Pid pid : spawner.pids) ready(pid);
   }
   Supervisor& running() {
     start();

@@ -44,66 +44,6 @@ def test_forked_workers_are_corrals_children_each_in_its_own_group(corral):
     print(c.tail())
 
 
-def boot_spawns(c) -> dict[int, str]:
-    """slot -> how the first worker of each slot started: "forked" or "afresh"."""
-    found = {}
-    for m in c.find_log(r"worker (\d+) spawned \(pid \d+\)(.*)"):
-        found.setdefault(int(m[1]), "forked" if m[2] == ", forked from the template" else "afresh")
-    return found
-
-
-def test_at_boot_worker_0_starts_before_the_template_and_the_others_fork_from_it(corral):
-    """Issue 15: the first response does not wait for the worker template's boot. Slot 0's first
-    worker starts as a fresh interpreter at once, alone (a bare uvicorn's boot); the template
-    boots once it serves, and the others are forked from it."""
-    c = corral.start("--no-access-log", workers=3)
-    messages = c.messages()
-    served = next(i for i, m in enumerate(messages) if m.startswith("worker 0 ready"))
-    template_ready = next(i for i, m in enumerate(messages) if "worker template ready" in m)
-    assert served < template_ready, c.tail()
-    assert boot_spawns(c) == {0: "afresh", 1: "forked", 2: "forked"}, c.tail()
-    assert metric(c, "corral_worker_forks_total") == 2
-    assert c.get("/").status == 200
-    # Its replacement, like every later worker, is forked from the template.
-    mark = c.mark()
-    os.kill(c.worker_pids()[0], signal.SIGKILL)
-    spawned = c.wait_for_log(r"worker 0 spawned \(pid (\d+)\)(.*)", after=mark)
-    assert spawned[2] == ", forked from the template", spawned[0]
-
-
-def test_one_worker_serves_before_the_template_boots_which_forks_its_replacement(corral):
-    """--workers 1: the template boots once the worker serves, rather than take CPU from it,
-    and forks its replacements."""
-    c = corral.start("--no-access-log", workers=1)
-    assert boot_spawns(c) == {0: "afresh"}
-    assert c.get("/").status == 200
-    template = wait_template(c)
-    c.wait_for_log(rf"worker template ready \(pid {template}\)")
-    messages = c.messages()
-    ready = next(i for i, m in enumerate(messages) if m.startswith("worker 0 ready"))
-    assert ready < messages.index(f"worker template ready (pid {template})"), c.tail()
-    forked = c.fork_workers()
-    assert pid_alive(forked[0])
-
-
-def test_a_template_killed_while_it_boots_leaves_the_workers_to_start_afresh(corral):
-    c = corral.start("--no-access-log", workers=2, wait_ready=False)
-    template = wait_template(c)
-    os.kill(template, signal.SIGKILL)
-    c.wait_ready(2)
-    assert c.admin("/ready").status == 200
-    assert boot_spawns(c)[0] == "afresh"  # slot 1: forked if the template was ready in time
-
-
-def test_sigterm_during_boot_stops_the_workers_there_are_and_starts_no_other(corral):
-    c = corral.start("--no-access-log", workers=2, wait_ready=False)
-    c.wait_for_log(r"worker 0 spawned \(pid \d+\)$")
-    mark = c.mark()
-    c.send_signal(signal.SIGTERM)
-    assert c.wait_exit() == 0
-    assert not c.find_log(r"worker \d+ spawned", after=mark), c.tail()
-
-
 def test_a_killed_template_is_replaced_and_workers_keep_being_replaced(corral):
     c = corral.start("--no-access-log", workers=2)
     first = wait_template(c)

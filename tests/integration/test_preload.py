@@ -61,18 +61,6 @@ def test_forked_workers_share_the_preloaded_apps_memory(corral):
     assert max(shared.values()) + BALLAST_MIB * 0.75 < min(own.values()), (shared, own)
 
 
-def test_every_first_worker_waits_for_the_template_to_import_the_app(corral):
-    """Unlike a plain start, where slot 0's first worker starts before the template (issue 15),
-    --preload forks every worker from the template: one started before it would hold a private
-    copy of the app for as long as it lives."""
-    c = corral.start("--no-access-log", "--preload", app=APP, workers=2)
-    spawns = c.find_log(r"worker (\d+) spawned \(pid \d+\)(.*)")
-    assert [(m[1], m[2]) for m in spawns] == [("0", ", forked from the template"),
-                                              ("1", ", forked from the template")], c.tail()
-    template = wait_template(c)
-    assert {a["imported_in"] for a in answers(c)} == {template}
-
-
 def test_sighup_serves_new_code_from_a_new_template(corral, tmp_path):
     version = tmp_path / "version"
     version.write_text("1")

@@ -109,7 +109,6 @@ TEST_CASE("Restart: a change while new workers boot replaces them too", "[unit][
 
 TEST_CASE("Restart: a change in Starting replaces the first workers", "[unit][restart]") {
   Harness h;
-  h.config.start_method = "spawn";  // every slot at once
   Supervisor& s = h.start();
   change(h);
   CHECK(s.state() == State::Restarting);

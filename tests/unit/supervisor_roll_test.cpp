@@ -14,180 +14,20 @@ using namespace std::chrono_literals;
 using testing::Harness;
 using Signal = testing::FakeSpawner::Signal;
 
-TEST_CASE("Starting: slot 0 starts alone; the template once it serves, then the others",
-          "[unit][roll]") {
+TEST_CASE("Starting: the first workers start once the spawner is prepared", "[unit][roll]") {
   Harness h;
   h.spawner.defer_prepare = true;
   Supervisor& s = h.start();
-  REQUIRE(h.spawns() == 1);  // the first response waits for no template, nor shares the CPU
-  CHECK(h.spawner.spawned[0].slot == 0);
-  CHECK(h.spawner.prepared.empty());
-
-  SECTION("slot 0 serves: the template is prepared, and forks the other slots") {
-    h.ready(100);
-    CHECK(s.state() == State::Starting);
-    CHECK(h.spawner.prepared == std::vector{0});
-    CHECK(h.spawns() == 1);
-    h.spawner.finishPrepare();
-    REQUIRE(h.spawns() == 2);  // slot 0 is not started twice
-    CHECK(h.spawner.spawned[1].slot == 1);
-    h.ready(101);
-    CHECK(s.state() == State::Running);
-    CHECK(h.spawner.prepared == std::vector{0});  // prepared once
-  }
-  SECTION("slot 0 crashes before READY: the others wait for it no longer") {
-    h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
-    CHECK(h.spawner.prepared == std::vector{0});
-    REQUIRE(h.spawns() == 2);  // slot 0 again, at once (its first crash)
-    h.spawner.exit(101, ExitStatus::signaled(SIGSEGV));
-    CHECK(h.spawns() == 2);  // slot 0 now waits out its backoff...
-    h.spawner.finishPrepare();
-    REQUIRE(h.spawns() == 3);  // ...which the template's fill does not cut short
-    CHECK(h.spawner.spawned[2].slot == 1);
-    h.clock.advance(100ms);
-    REQUIRE(h.spawns() == 4);
-    CHECK(h.spawner.spawned[3].slot == 0);
-    CHECK(h.spawner.prepared == std::vector{0});
-  }
-}
-
-TEST_CASE("Starting: every worker waits for the template under --preload, none under spawn",
-          "[unit][roll]") {
-  Harness h;
-  h.spawner.defer_prepare = true;
-  SECTION("--preload: the template imports the app, whose pages the workers share") {
-    h.config.preload = true;
-    h.start();
-    CHECK(h.spawns() == 0);
-    h.spawner.finishPrepare();
-    CHECK(h.spawns() == 2);
-  }
-  SECTION("--start-method spawn: there is no template; preparing is immediate") {
-    h.config.start_method = "spawn";
-    h.start();
-    CHECK(h.spawns() == 0);
-    h.spawner.finishPrepare();
-    CHECK(h.spawns() == 2);
-  }
-}
-
-TEST_CASE("Starting: --workers 1 boots the template once its worker serves", "[unit][roll]") {
-  Harness h;
-  h.config.workers = 1;
-  h.spawner.defer_prepare = true;
-  Supervisor& s = h.start();
-  REQUIRE(h.spawns() == 1);
-  CHECK(h.spawner.prepared.empty());  // nothing competes with the worker for the CPU
-
-  SECTION("READY: Running, then the template for its replacements") {
-    h.ready(100);
-    CHECK(s.state() == State::Running);
-    CHECK(h.spawner.prepared == std::vector{0});
-    h.spawner.finishPrepare();  // nothing left to fill
-    CHECK(h.spawns() == 1);
-    CHECK(s.state() == State::Running);
-    h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
-    REQUIRE(h.spawns() == 2);
-    CHECK(h.spawner.spawned[1].template_generation == 0);
-    h.ready(101);
-    CHECK(h.spawner.prepared == std::vector{0});  // prepared once
-  }
-  SECTION("a crash before READY: respawned at once, and the template prepared") {
-    h.spawner.exit(100, ExitStatus::signaled(SIGSEGV));
-    REQUIRE(h.spawns() == 2);
-    CHECK(h.spawner.prepared == std::vector{0});
-    h.ready(101);
-    CHECK(h.spawner.prepared == std::vector{0});
-  }
-  SECTION("SIGTERM before READY: no template at all") {
-    h.signal(SIGTERM);
-    h.spawner.exit(100, ExitStatus::exited(0));
-    CHECK(h.stopped_with == kExitOk);
-    CHECK(h.spawner.prepared.empty());
-  }
-  SECTION("a SIGHUP before READY prepares the new generation, once") {
-    h.signal(SIGHUP);
-    CHECK(h.spawner.prepared == std::vector{1});
-    h.spawner.finishPrepare();
-    h.spawner.exit(100, ExitStatus::exited(0));  // superseded, booting the old code
-    REQUIRE(h.spawns() == 2);
-    h.ready(101);
-    CHECK(s.state() == State::Running);
-    CHECK(h.spawner.prepared == std::vector{1});
-  }
-}
-
-TEST_CASE("Starting: a slow slot 0 holds the template back for a second at most", "[unit][roll]") {
-  Harness h;
-  h.spawner.defer_prepare = true;
-  Supervisor& s = h.start();
-  h.clock.advance(999ms);
-  CHECK(h.spawner.prepared.empty());
-  h.clock.advance(1ms);
   CHECK(h.spawner.prepared == std::vector{0});
+  CHECK(h.spawns() == 0);  // the worker template boots first
   h.spawner.finishPrepare();
-  REQUIRE(h.spawns() == 2);
+  CHECK(h.spawns() == 2);
   h.readyAll();
   CHECK(s.state() == State::Running);
-  CHECK(h.spawner.prepared == std::vector{0});  // READY prepares nothing more
-
-  SECTION("not once corral is stopping") {
-    Harness stopping;
-    stopping.spawner.defer_prepare = true;
-    stopping.start();
-    stopping.signal(SIGTERM);
-    stopping.clock.advance(1s);
-    CHECK(stopping.spawner.prepared.empty());
-  }
 }
 
-TEST_CASE("Starting: slot 0 that cannot be spawned is retried before any template",
-          "[unit][roll]") {
+TEST_CASE("Starting: SIGTERM while the spawner prepares stops without a worker", "[unit][roll]") {
   Harness h;
-  h.spawner.defer_prepare = true;
-  h.spawner.failing_spawns = 2;  // slot 0's first retry is immediate, the second waits
-  Supervisor& s = h.start();
-  CHECK(s.metrics().spawn_failures == 2);
-  CHECK(h.spawner.prepared.empty());
-  h.clock.advance(100ms);
-  REQUIRE(h.spawns() == 1);
-  h.ready(100);
-  h.spawner.finishPrepare();
-  REQUIRE(h.spawns() == 2);
-  CHECK(h.spawner.spawned.back().slot == 1);
-}
-
-TEST_CASE("Starting: slot 0 failing to boot before the template is ready stops corral once",
-          "[unit][roll]") {
-  Harness h;
-  h.spawner.defer_prepare = true;
-  Supervisor& s = h.start();
-  h.spawner.message(100, "BOOT_ERROR=Traceback ...\nModuleNotFoundError: No module named 'x'");
-  h.spawner.exit(100, ExitStatus::exited(kExitBootFailure));
-  CHECK(s.state() == State::Stopped);
-  CHECK(h.stopped_with == kExitBootFailure);
-  h.spawner.finishPrepare();  // the template got ready after all: too late to start anything
-  CHECK(h.spawns() == 1);
-  CHECK(s.state() == State::Stopped);
-}
-
-TEST_CASE("Starting: SIGTERM while the spawner prepares stops slot 0's worker, and no other",
-          "[unit][roll]") {
-  Harness h;
-  h.spawner.defer_prepare = true;
-  h.start();
-  h.signal(SIGTERM);
-  CHECK(h.signalled({100, SIGTERM, false}));
-  CHECK_FALSE(h.stopped_with);
-  h.spawner.exit(100, ExitStatus::exited(0));
-  CHECK(h.stopped_with == kExitOk);
-  h.spawner.finishPrepare();
-  CHECK(h.spawns() == 1);
-}
-
-TEST_CASE("Starting: SIGTERM under --preload, before any worker, stops at once", "[unit][roll]") {
-  Harness h;
-  h.config.preload = true;
   h.spawner.defer_prepare = true;
   h.start();
   h.signal(SIGTERM);
@@ -222,24 +62,17 @@ TEST_CASE("Reloading: a second SIGHUP while preparing rolls to the newest genera
   CHECK(h.spawner.spawned.back().generation == 2);
 }
 
-TEST_CASE("Starting: a SIGHUP while the first workers are prepared starts them on the new code",
+TEST_CASE("Starting: a SIGHUP while the first workers are prepared still starts them",
           "[unit][roll]") {
   Harness h;
   h.spawner.defer_prepare = true;
   Supervisor& s = h.start();
   h.signal(SIGHUP);
-  h.spawner.finishPrepare();  // generation 0's preparation is stale by now
+  h.spawner.finishPrepare();
   REQUIRE(h.spawns() == 2);
-  CHECK(h.spawner.spawned[1].slot == 1);
+  CHECK(h.spawner.spawned[0].generation == 1);
   CHECK(h.spawner.spawned[1].generation == 1);
-  // Slot 0's worker, started before any template, still boots the old code: superseded.
-  CHECK(h.signalled({100, SIGTERM, false}));
-  h.spawner.exit(100, ExitStatus::exited(0));
-  REQUIRE(h.spawns() == 3);
-  CHECK(h.spawner.spawned[2].slot == 0);
-  CHECK(h.spawner.spawned[2].generation == 1);
-  h.ready(101);
-  h.ready(102);
+  h.readyAll();
   CHECK(s.state() == State::Running);
 }
 

@@ -16,7 +16,6 @@ using Signal = testing::FakeSpawner::Signal;
 
 TEST_CASE("Starting: workers are spawned and become ready", "[unit][supervisor]") {
   Harness h;
-  h.config.start_method = "spawn";  // every slot at once (forkserver: supervisor_roll_test)
   Supervisor& s = h.start();
   CHECK(s.state() == State::Starting);
   REQUIRE(h.spawns() == 2);
@@ -45,7 +44,6 @@ TEST_CASE("Starting: workers are spawned and become ready", "[unit][supervisor]"
 TEST_CASE("Starting: a worker not ready in time is aborted, killed and replaced",
           "[unit][supervisor]") {
   Harness h;
-  h.config.start_method = "spawn";  // every slot at once (forkserver: supervisor_roll_test)
   h.config.startup_timeout = 5s;
   Supervisor& s = h.start();
   h.ready(101);
@@ -62,7 +60,6 @@ TEST_CASE("Starting: a worker not ready in time is aborted, killed and replaced"
 
 TEST_CASE("Starting: an app that cannot boot stops corral once", "[unit][supervisor]") {
   Harness h;
-  h.config.start_method = "spawn";  // every slot at once (forkserver: supervisor_roll_test)
   Supervisor& s = h.start();
 
   SECTION("BOOT_ERROR then exit 3: exit code 3, the other worker killed") {
@@ -225,7 +222,7 @@ TEST_CASE("Draining: a drain with no worker alive stops at once", "[unit][superv
   h.spawner.failing_spawns = 2;  // the first retry is immediate, the second waits
   Supervisor& s = h.start();
   CHECK(s.metrics().spawn_failures == 2);
-  CHECK(h.clock.pending() == std::vector{100ms, 1000ms});  // the respawn, the template's wait
+  CHECK(h.clock.pending() == std::vector{100ms});
   h.signal(SIGTERM);
   CHECK(s.state() == State::Stopped);
   CHECK(h.stopped_with == kExitOk);
@@ -303,7 +300,6 @@ const WorkerStatus* workerIn(const SupervisorStatus& status, Pid pid) {
 TEST_CASE("What the workers report, and what the supervisor counts, for /metrics and /status",
           "[unit][supervisor]") {
   Harness h;
-  h.config.start_method = "spawn";  // every slot at once (forkserver: supervisor_roll_test)
   h.config.timeout = 8s;
   Supervisor& s = h.start();
   // Every exit reason is counted from the start.
