@@ -10,6 +10,7 @@ importing it itself, it owns a private copy."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -32,7 +33,21 @@ def private_mib(pid: int) -> float:
 
 
 def answers(c, count: int = 20) -> list[dict]:
-    return [json.loads(c.get("/").text) for _ in range(count)]
+    """What `count` keep-alive connections, held open together, each got for GET /: corral
+    leaves a new connection to the worker that holds the fewest (test_balance.py), so every
+    worker answers some. One closed connection after another could all go to one worker."""
+    conns, seen = [], []
+    try:
+        for _ in range(count):
+            conns.append(http.client.HTTPConnection("127.0.0.1", c.port, timeout=10))
+            conns[-1].request("GET", "/")
+            response = conns[-1].getresponse()
+            assert response.status == 200
+            seen.append(json.loads(response.read()))
+    finally:
+        for conn in conns:
+            conn.close()
+    return seen
 
 
 def start(corral, *extra, **kwargs):
