@@ -1,12 +1,12 @@
 #include "runtime/resident_memory.hpp"
 
-#include <fcntl.h>
 #include <malloc.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <charconv>
 #include <string>
+
+#include "util/files.hpp"
 
 namespace corral {
 namespace {
@@ -47,24 +47,8 @@ long kibOf(std::string_view line, std::string_view key) {
   return error == std::errc() && end == number.data() + number.size() ? value : -1;
 }
 
-// The whole of a /proc file with read(2): its size is unknown beforehand (stat says 0), and a
-// stream would allocate and touch more than the job needs.
-std::string readProcFile(const char* path) {
-  std::string text;
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
-  char buffer[16384];
-  for (;;) {
-    const ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n <= 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return text;
-}
-
 std::size_t residentKib() {
-  const std::string status = readProcFile("/proc/self/status");
+  const std::string status = readFile("/proc/self/status").value_or("");
   std::string_view rest = status;
   while (!rest.empty()) {
     const long kib = kibOf(nextLine(rest), "VmRSS");
@@ -115,7 +99,7 @@ ReleasedPages releaseStartupPages() {
   ReleasedPages released;
   released.before_kib = residentKib();
   {
-    const std::string smaps = readProcFile("/proc/self/smaps");
+    const std::string smaps = readFile("/proc/self/smaps").value_or("");
     for (const MappedRange& range : rereadableMappings(smaps)) {
       // Fails harmlessly on a locked mapping (mlockall), whose pages stay. The address is the
       // kernel's, from smaps, not one derived from a pointer.

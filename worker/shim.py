@@ -32,6 +32,7 @@ import contextvars
 import errno
 import faulthandler
 import fcntl
+import functools
 import gc
 import http
 import importlib
@@ -306,6 +307,12 @@ class Scoreboard:
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def loop_is_asyncio(loop):
+    """Asked when the config is made and when the sockets are set up: the search once."""
+    return loop == "asyncio" or (loop == "auto" and importlib.util.find_spec("uvloop") is None)
+
+
 def monotonic_ms():
     """CLOCK_MONOTONIC, which all processes share, in ms modulo 2**32 (a scoreboard field)."""
     return int(time.monotonic() * 1000) & 0xFFFFFFFF
@@ -488,8 +495,7 @@ class Internals:
         accepts up to `backlog` connections per wake-up. uvloop (`auto` picks it when it is
         installed, as uvicorn[standard] does) calls listen(2) with that backlog, which would
         shorten the queue all workers share to one connection: it gets corral's backlog."""
-        loop = settings.get("uvicorn", {}).get("loop", "auto")
-        return loop == "asyncio" or (loop == "auto" and importlib.util.find_spec("uvloop") is None)
+        return loop_is_asyncio(settings.get("uvicorn", {}).get("loop", "auto"))
 
     def uvicorn_options(self, settings):
         options = settings.get("uvicorn", {})
